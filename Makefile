@@ -1,0 +1,55 @@
+# The commands a user types. Everything lands under var/ (git-ignored).
+#   make up      install what is missing and run the whole pipeline
+#   make down    stop everything `make up` started
+#   make status  what runs, where, and its health
+#   make test    the test suite (unit + integration on real services)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := var/venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+STAMP := $(VENV)/.installed
+LOCKS := infra/requirements/bootstrap.lock infra/requirements/main.lock
+
+.PHONY: up down status test test-unit install lint bench lock clean
+
+$(STAMP): $(LOCKS)
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (set PYTHON=...)")'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r infra/requirements/bootstrap.lock
+	@$(UV) pip install --quiet --python $(PY) --require-hashes -r infra/requirements/main.lock
+	@# the project's packages are importable from the checkout (no build step, no download)
+	@$(PY) -c 'import site, sys; open(site.getsitepackages()[0] + "/http_events_pipeline.pth", "w").write(sys.argv[1] + "\n")' "$(CURDIR)"
+	@touch $(STAMP)
+
+install: $(STAMP)
+	@$(PY) -m infra install
+
+up: $(STAMP)
+	@$(PY) -m infra up
+
+down: $(STAMP)
+	@$(PY) -m infra down
+
+status: $(STAMP)
+	@$(PY) -m infra status
+
+test: install
+	@$(PY) -m pytest
+
+test-unit: $(STAMP)
+	@$(PY) -m pytest -m "not slow"
+
+lint: $(STAMP)
+	@$(PY) -m ruff check .
+	@$(PY) -m ruff format --check .
+	@$(PY) -m mypy
+
+bench: install
+	@$(PY) -m bench
+
+lock: $(STAMP)
+	@$(PY) -m infra lock
+
+clean: down
+	rm -rf var

@@ -1,0 +1,36 @@
+"""PyFlink jobs: Kafka `http_events` -> Flink -> Iceberg.
+
+The modules here run inside the Flink virtual environment (the client that builds a job graph, and the
+cluster's Python workers); they import nothing of the platform's own environment. What a job needs to know
+(brokers, catalog, checkpointing) arrives as one JSON file rendered from pipeline.yaml by the deployer
+(`infra/services/flink_jobs.py`). SQL lives in `sql/`; Python only where SQL cannot say it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+SQL_DIR = PACKAGE_DIR / "sql"
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str
+    entry: Path  # the file `flink run -py` executes
+    description: str
+
+    def source_files(self) -> list[Path]:
+        """Everything whose change makes a running job out of date."""
+        files = sorted(PACKAGE_DIR.glob("*.py")) + sorted(SQL_DIR.rglob("*.sql"))
+        return [f for f in files if f.name != "__init__.py" or f.parent == PACKAGE_DIR]
+
+
+JOBS: dict[str, JobSpec] = {
+    "raw_events": JobSpec(
+        name="raw_events",
+        entry=PACKAGE_DIR / "raw_events.py",
+        description="Kafka http_events -> validated raw.http_events; malformed -> raw.dead_letter_events",
+    ),
+}

@@ -1,0 +1,61 @@
+"""Table environment, Iceberg catalog and Kafka source options shared by every job."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from flink_jobs import sql_files
+from flink_jobs.job_config import IcebergConfig, JobConfig, KafkaConfig
+
+if TYPE_CHECKING:
+    from pyflink.table import TableEnvironment
+
+
+def catalog_options(iceberg: IcebergConfig) -> dict[str, str]:
+    options = {"type": "iceberg", "warehouse": iceberg.warehouse, "uri": iceberg.uri}
+    if iceberg.catalog == "jdbc":
+        options["catalog-impl"] = "org.apache.iceberg.jdbc.JdbcCatalog"
+        if iceberg.uri.startswith("jdbc:sqlite:"):
+            # SQLite allows one writer at a time: wait for the lock instead of failing a commit
+            options["jdbc.busy_timeout"] = "30000"
+    else:
+        options["catalog-type"] = "rest"
+    options.update(iceberg.properties)
+    return options
+
+
+def kafka_source_options(kafka: KafkaConfig) -> dict[str, str]:
+    options = {
+        "connector": "kafka",
+        "topic": kafka.topic,
+        "properties.bootstrap.servers": kafka.bootstrap_servers,
+        "properties.group.id": kafka.group_id,
+        # resume from the group's committed offsets (committed on checkpoints); the first run reads everything
+        "scan.startup.mode": "group-offsets",
+        "properties.auto.offset.reset": "earliest",
+        "properties.isolation.level": "read_committed",
+        "format": "raw",
+    }
+    options.update({f"properties.{k}": v for k, v in kafka.properties.items()})
+    return options
+
+
+def create_table_environment(config: JobConfig, *, streaming: bool = True) -> TableEnvironment:
+    from pyflink.table import EnvironmentSettings, TableEnvironment
+
+    settings = EnvironmentSettings.in_streaming_mode() if streaming else EnvironmentSettings.in_batch_mode()
+    t_env = TableEnvironment.create(settings)
+    conf = t_env.get_config()
+    conf.set("pipeline.name", config.job_name)
+    # event times are UTC instants; TIMESTAMP_LTZ columns map to Iceberg timestamptz
+    conf.set("table.local-time-zone", "UTC")
+    conf.set("parallelism.default", str(config.parallelism))
+    if streaming:
+        # the Iceberg sink commits once per checkpoint: the interval is the freshness of the tables
+        conf.set("execution.checkpointing.interval", f"{config.checkpoint_interval_seconds}s")
+        conf.set("execution.checkpointing.mode", "EXACTLY_ONCE")
+    t_env.execute_sql(
+        f"CREATE CATALOG {config.iceberg.catalog_name} WITH (\n  "
+        f"{sql_files.with_options(catalog_options(config.iceberg))}\n)"
+    )
+    return t_env

@@ -1,0 +1,182 @@
+"""`python -m infra <command>`: what `make up`, `make down` and `make status` run.
+
+    up [COMPONENT ...]     install what is missing, start the components (default: all), print the URLs
+    down [COMPONENT ...]   stop them (Flink jobs with a savepoint first)
+    status                 what runs, where, and its health
+    install                only install (Flink venv, Kafka and connector jars)
+    deploy JOB             deploy or upgrade one Flink job
+    lock / lock-jars       rewrite infra/requirements/*.lock or the jar checksums after a version change
+
+Components, in start order: kafka, flink, jobs, dagster, demo, traffic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+
+from infra import iceberg, install, logs
+from infra.config import ConfigError, Settings, load_settings
+from infra.logs import get_logger
+from infra.process import ServiceError
+from infra.services import dagster, demo, flink, flink_jobs, kafka
+
+log = get_logger("infra.cli")
+
+COMPONENTS = ("kafka", "flink", "jobs", "dagster", "demo", "traffic")
+DEFAULT_JOBS = ("raw_events",)
+
+
+def _selected(names: list[str]) -> list[str]:
+    unknown = sorted(set(names) - set(COMPONENTS))
+    if unknown:
+        raise ConfigError(f"unknown component(s) {', '.join(unknown)}; allowed: {', '.join(COMPONENTS)}")
+    return [c for c in COMPONENTS if not names or c in names]
+
+
+def _step(what: str, action: Callable[[], object]) -> None:
+    started = time.monotonic()
+    log.info("step", what=what)
+    action()
+    log.info("step_done", what=what, seconds=round(time.monotonic() - started, 1))
+
+
+def up(settings: Settings, components: list[str]) -> None:
+    chosen = _selected(components)
+    _step("install", lambda: install.install_all(settings))
+    if "kafka" in chosen:
+        _step("kafka", lambda: kafka.start(settings))
+        _step("topic", lambda: kafka.ensure_topic(settings))
+        _step("iceberg tables", lambda: iceberg.ensure_tables(settings))
+    if "flink" in chosen:
+        _step("flink", lambda: flink.start(settings))
+    if "jobs" in chosen:
+        for job in DEFAULT_JOBS:
+            _step(f"flink job {job}", lambda job=job: print(flink_jobs.deploy(settings, job)))  # type: ignore[misc]
+    if "dagster" in chosen:
+        _step("dagster", lambda: dagster.start(settings))
+    if "demo" in chosen and settings.demo.enabled:
+        _step("demo app", lambda: demo.start_app(settings))
+    if "traffic" in chosen and settings.traffic.enabled and settings.demo.enabled:
+        _step("traffic generator", lambda: demo.start_traffic(settings))
+    print(urls(settings))
+
+
+def down(settings: Settings, components: list[str]) -> None:
+    chosen = _selected(components)
+    failures = []
+    for component in reversed(chosen):
+        try:
+            if component == "traffic":
+                demo.stop_traffic(settings)
+            elif component == "demo":
+                demo.stop_app(settings)
+            elif component == "dagster":
+                dagster.stop(settings)
+            elif component == "jobs":
+                if settings.flink.mode == "embedded" and not any(p.is_running() for p in flink.processes(settings)):
+                    continue
+                for job in DEFAULT_JOBS:
+                    flink_jobs.stop(settings, job, savepoint=True)
+            elif component == "flink":
+                flink.stop(settings)
+            elif component == "kafka":
+                kafka.stop(settings)
+        except Exception as exc:  # keep stopping the rest; report at the end
+            log.error("stop_failed", component=component, error=str(exc)[:300])
+            failures.append(component)
+    if failures:
+        raise ServiceError(f"could not stop cleanly: {', '.join(failures)} (see the log lines above)")
+
+
+def urls(settings: Settings) -> str:
+    lines = [
+        "",
+        "The pipeline is up:",
+        f"  Dagster UI        http://{settings.dagster.host}:{settings.dagster.port}",
+        f"  Flink UI          {settings.flink.url}",
+        f"  Kafka             {settings.kafka.servers}  (topic {settings.kafka.topic})",
+        f"  Iceberg catalog   {settings.iceberg.catalog_name}: {settings.catalog_jdbc_uri if settings.iceberg.catalog == 'jdbc' else settings.iceberg.uri}",
+        f"  Warehouse         {settings.warehouse}",
+    ]
+    if settings.demo.enabled:
+        lines.append(f"  Demo app          http://{settings.demo.host}:{settings.demo.port}")
+    lines.append(f"  Logs              {settings.log_dir}")
+    return "\n".join(lines)
+
+
+def status(settings: Settings) -> int:
+    rows: list[tuple[str, str, str, str]] = []
+
+    def check(name: str, running: bool | None, where: str, health: Callable[[], str]) -> None:
+        if running is False:
+            rows.append((name, "stopped", where, "-"))
+            return
+        try:
+            rows.append((name, "running" if running else "external", where, health()))
+        except Exception as exc:
+            rows.append((name, "running" if running else "external", where, f"unhealthy: {str(exc)[:80]}"))
+
+    k_running = kafka.process(settings).is_running() if settings.kafka.mode == "embedded" else None
+    check("kafka", k_running, settings.kafka.servers,
+          lambda: f"ok, topic {settings.kafka.topic} end offsets {sum(kafka.topic_end_offsets(settings).values())}")
+    for proc in flink.processes(settings) if settings.flink.mode == "embedded" else []:
+        check(proc.name, proc.is_running(), settings.flink.url,
+              lambda: "ok, {taskmanagers} TaskManager(s), {jobs-running} job(s) running".format(
+                  **flink.overview(settings)))
+    if settings.flink.mode == "remote":
+        check("flink", None, settings.flink.url, lambda: "ok" if flink.is_healthy(settings) else "no TaskManager")
+    for job in DEFAULT_JOBS:
+        def job_health(job: str = job) -> str:
+            found = flink_jobs.find_job(settings, job)
+            return f"{found['state']} ({found['jid']})" if found else "not running"
+        check(f"job {job}", None if flink.processes(settings)[0].is_running() else False, "flink", job_health)
+    for proc in dagster.processes(settings):
+        check(proc.name, proc.is_running(), f"http://{settings.dagster.host}:{settings.dagster.port}",
+              lambda: "ok" if dagster.is_healthy(settings) else "not answering")
+    for proc in demo.processes(settings):
+        check(proc.name, proc.is_running(), f"http://{settings.demo.host}:{settings.demo.port}",
+              lambda: "ok" if demo.is_healthy(settings) else "not answering")
+    width = max(len(r[0]) for r in rows)
+    for name, state, where, health in rows:
+        print(f"{name:<{width}}  {state:<8}  {where:<28}  {health}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("up", "down"):
+        p = sub.add_parser(name)
+        p.add_argument("components", nargs="*", metavar="COMPONENT")
+    sub.add_parser("status")
+    sub.add_parser("install")
+    p = sub.add_parser("deploy")
+    p.add_argument("job", choices=sorted(flink_jobs.JOBS))
+    sub.add_parser("lock")
+    sub.add_parser("lock-jars")
+    args = parser.parse_args(argv)
+    logs.configure()
+    try:
+        settings = load_settings()
+        if args.command == "up":
+            up(settings, args.components)
+        elif args.command == "down":
+            down(settings, args.components)
+        elif args.command == "status":
+            return status(settings)
+        elif args.command == "install":
+            install.install_all(settings)
+        elif args.command == "deploy":
+            print(flink_jobs.deploy(settings, args.job))
+        elif args.command == "lock":
+            install.lock_python()
+        elif args.command == "lock-jars":
+            install.lock_jars()
+    except (ConfigError, ServiceError, install.InstallError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

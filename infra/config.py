@@ -1,0 +1,274 @@
+"""The one typed configuration of the platform.
+
+Read in exactly one place (`load_settings`): `pipeline.yaml` at the repository root (or the file named by
+`PIPELINE_CONFIG`), then environment overrides `PIPELINE_<SECTION>__<KEY>` (e.g. `PIPELINE_KAFKA__PORT=19092`,
+`PIPELINE_PIPELINE__MODE=lambda`). A wrong key or value fails at start-up with a `ConfigError` that names the
+key and the allowed values. Every knob is documented in the README's configuration table.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_FILE = REPO_ROOT / "pipeline.yaml"
+ENV_PREFIX = "PIPELINE_"
+CONFIG_FILE_ENV = "PIPELINE_CONFIG"
+
+Port = int
+_MEMORY = re.compile(r"^[1-9][0-9]*[mg]$")
+
+
+class ConfigError(ValueError):
+    """Bad configuration: the message names each offending key and what it allows."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_port(value: int) -> int:
+    if not 1 <= value <= 65535:
+        raise ValueError("must be a TCP port between 1 and 65535")
+    return value
+
+
+def _check_memory(value: str) -> str:
+    if not _MEMORY.match(value):
+        raise ValueError("must be a size like 512m or 2g")
+    return value
+
+
+class PipelineSection(_Section):
+    mode: Literal["lambda", "kappa"] = "kappa"
+
+
+class PathsSection(_Section):
+    var_dir: Path = Path("var")
+    install_dir: Path = Path("var/opt")
+
+
+class KafkaSection(_Section):
+    mode: Literal["embedded", "external"] = "embedded"
+    host: str = "127.0.0.1"
+    port: Port = 9092
+    controller_port: Port = 9093
+    bootstrap_servers: str | None = None
+    topic: str = "http_events"
+    partitions: int = Field(default=3, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+    retention_hours: int = Field(default=168, ge=1)
+    heap: str = "384m"
+    client: dict[str, str] = Field(default_factory=dict)
+
+    _ports = field_validator("port", "controller_port")(_check_port)
+    _heap = field_validator("heap")(_check_memory)
+
+    @model_validator(mode="after")
+    def _external_needs_servers(self) -> KafkaSection:
+        if self.mode == "external" and not self.bootstrap_servers:
+            raise ValueError("kafka.bootstrap_servers is required when kafka.mode is 'external'")
+        return self
+
+    @property
+    def servers(self) -> str:
+        return self.bootstrap_servers or f"{self.host}:{self.port}"
+
+
+class FlinkSection(_Section):
+    mode: Literal["embedded", "remote"] = "embedded"
+    host: str = "127.0.0.1"
+    rest_port: Port = 8081
+    rpc_port: Port = 6123
+    rest_url: str | None = None
+    taskmanager_slots: int = Field(default=4, ge=1)
+    jobmanager_memory: str = "1024m"
+    taskmanager_memory: str = "1536m"
+    parallelism: int = Field(default=1, ge=1)
+    checkpoint_interval_seconds: int = Field(default=10, ge=1)
+    submit_timeout_seconds: int = Field(default=180, ge=10)
+
+    _ports = field_validator("rest_port", "rpc_port")(_check_port)
+    _memory = field_validator("jobmanager_memory", "taskmanager_memory")(_check_memory)
+
+    @model_validator(mode="after")
+    def _remote_needs_url(self) -> FlinkSection:
+        if self.mode == "remote" and not self.rest_url:
+            raise ValueError("flink.rest_url is required when flink.mode is 'remote'")
+        return self
+
+    @property
+    def url(self) -> str:
+        return (self.rest_url or f"http://{self.host}:{self.rest_port}").rstrip("/")
+
+
+class IcebergSection(_Section):
+    catalog_name: str = "lake"
+    catalog: Literal["jdbc", "rest"] = "jdbc"
+    # jdbc: a JDBC URL (default: the SQLite file var/iceberg/catalog.db); rest: the catalog's URL
+    uri: str | None = None
+    # default: var/iceberg/warehouse on the local disk; s3://bucket/prefix with `properties` for S3
+    warehouse: str | None = None
+    # extra catalog properties handed to both Flink and pyiceberg (s3.endpoint, credentials, ...)
+    properties: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _rest_needs_uri(self) -> IcebergSection:
+        if self.catalog == "rest" and not self.uri:
+            raise ValueError("iceberg.uri is required when iceberg.catalog is 'rest'")
+        if self.uri and self.catalog == "jdbc" and not self.uri.startswith("jdbc:"):
+            raise ValueError("iceberg.uri must be a JDBC URL (jdbc:sqlite:..., jdbc:postgresql://...)")
+        return self
+
+
+class DagsterSection(_Section):
+    host: str = "127.0.0.1"
+    port: Port = 3000
+
+    _port = field_validator("port")(_check_port)
+
+
+class DemoSection(_Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: Port = 8000
+    service_name: str = "demo-shop"
+
+    _port = field_validator("port")(_check_port)
+
+
+class TrafficSection(_Section):
+    enabled: bool = True
+    rate: float = Field(default=20.0, gt=0, le=10000)
+    seed: int | None = None
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """Reads the YAML file; the environment source is layered on top by pydantic-settings."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        super().__init__(settings_cls)
+        self.path = path
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        if not self.path.exists():
+            if self.path != DEFAULT_CONFIG_FILE:
+                raise ConfigError(f"{CONFIG_FILE_ENV}: no such file {self.path}")
+            return {}
+        try:
+            data = yaml.safe_load(self.path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{self.path}: not valid YAML: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{self.path}: the top level must be a mapping of sections")
+        return data
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    pipeline: PipelineSection = PipelineSection()
+    paths: PathsSection = PathsSection()
+    kafka: KafkaSection = KafkaSection()
+    flink: FlinkSection = FlinkSection()
+    iceberg: IcebergSection = IcebergSection()
+    dagster: DagsterSection = DagsterSection()
+    demo: DemoSection = DemoSection()
+    traffic: TrafficSection = TrafficSection()
+
+    _config_file: Path = DEFAULT_CONFIG_FILE
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = Path(os.environ.get(CONFIG_FILE_ENV, DEFAULT_CONFIG_FILE))
+        return (init_settings, env_settings, _YamlSource(settings_cls, path))
+
+    # ---- derived locations (all relative paths are relative to the repository root) ----
+    def _abs(self, p: Path) -> Path:
+        return p if p.is_absolute() else (REPO_ROOT / p)
+
+    @cached_property
+    def var_dir(self) -> Path:
+        return self._abs(self.paths.var_dir)
+
+    @cached_property
+    def install_dir(self) -> Path:
+        return self._abs(self.paths.install_dir)
+
+    @property
+    def log_dir(self) -> Path:
+        return self.var_dir / "log"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.var_dir / "run"
+
+    @property
+    def iceberg_dir(self) -> Path:
+        return self.var_dir / "iceberg"
+
+    @property
+    def catalog_jdbc_uri(self) -> str:
+        return self.iceberg.uri or f"jdbc:sqlite:{self.iceberg_dir / 'catalog.db'}"
+
+    @property
+    def warehouse(self) -> str:
+        return self.iceberg.warehouse or (self.iceberg_dir / "warehouse").as_uri()
+
+
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    model: Any = Settings
+    for part in loc[:-1]:
+        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
+        if field is None:
+            return []
+        model = field.annotation
+    return sorted(model.model_fields) if hasattr(model, "model_fields") else []
+
+
+def _format(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if not isinstance(p, int))
+        key = ".".join(str(p) for p in loc) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            allowed = _allowed_keys(loc)
+            lines.append(f"{key}: unknown key (allowed keys: {', '.join(allowed)})")
+            continue
+        if err["type"] == "literal_error":
+            expected = err.get("ctx", {}).get("expected", "")
+            lines.append(f"{key}: {err['input']!r} is not allowed (allowed values: {expected})")
+            continue
+        lines.append(f"{key}: {err['msg'].removeprefix('Value error, ')}")
+    env = f"{ENV_PREFIX}<SECTION>__<KEY>"
+    return "invalid configuration (pipeline.yaml or " + env + "):\n  " + "\n  ".join(lines)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the configuration once; raise `ConfigError` naming every bad key."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_format(exc)) from None

@@ -1,0 +1,177 @@
+"""The Iceberg catalog `lake`: one catalog for Flink (Java JdbcCatalog) and Python (pyiceberg SqlCatalog).
+
+By default a SQLite file under var/iceberg; any JDBC database (PostgreSQL for several writers) or a REST
+catalog through configuration. The tables of the contract (docs: ../shared/notes/architecture.md) are created
+here, with partition specs built through the API, so Flink jobs only ever write into existing tables.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyiceberg.catalog import Catalog, load_catalog
+from pyiceberg.schema import Schema
+from pyiceberg.table import Table
+from pyiceberg.transforms import DayTransform
+from pyiceberg.types import (
+    DoubleType,
+    IntegerType,
+    LongType,
+    NestedField,
+    StringType,
+    TimestamptzType,
+)
+
+from infra.config import Settings
+from infra.logs import get_logger
+
+log = get_logger("infra.iceberg")
+
+# Keep metadata bounded and let concurrent commits (one per sink per checkpoint) retry instead of failing.
+TABLE_PROPERTIES = {
+    "format-version": "2",
+    "write.format.default": "parquet",
+    "write.parquet.compression-codec": "zstd",
+    "write.metadata.delete-after-commit.enabled": "true",
+    "write.metadata.previous-versions-max": "50",
+    "commit.retry.num-retries": "10",
+}
+
+
+def sqlalchemy_uri(jdbc_uri: str) -> str:
+    """The pyiceberg (SQLAlchemy) form of the catalog's JDBC URL."""
+    if jdbc_uri.startswith("jdbc:sqlite:"):
+        path = jdbc_uri.removeprefix("jdbc:sqlite:")
+        return f"sqlite:///{path}?timeout=30"
+    if jdbc_uri.startswith("jdbc:postgresql://"):
+        return "postgresql+psycopg://" + jdbc_uri.removeprefix("jdbc:postgresql://")
+    raise ValueError(f"iceberg.uri: unsupported JDBC URL {jdbc_uri!r} (allowed: jdbc:sqlite:, jdbc:postgresql:)")
+
+
+def catalog_properties(settings: Settings) -> dict[str, str]:
+    ice = settings.iceberg
+    if ice.catalog == "rest":
+        props = {"type": "rest", "uri": ice.uri or "", "warehouse": settings.warehouse}
+    else:
+        props = {"type": "sql", "uri": sqlalchemy_uri(settings.catalog_jdbc_uri), "warehouse": settings.warehouse}
+    props.update(ice.properties)
+    return props
+
+
+def load(settings: Settings) -> Catalog:
+    if settings.iceberg.catalog == "jdbc" and settings.catalog_jdbc_uri.startswith("jdbc:sqlite:"):
+        _prepare_sqlite(settings)
+    return load_catalog(settings.iceberg.catalog_name, **catalog_properties(settings))
+
+
+def _prepare_sqlite(settings: Settings) -> None:
+    """Create the SQLite file's folder and switch it to WAL, so readers never block the committing writer."""
+    path = settings.catalog_jdbc_uri.removeprefix("jdbc:sqlite:")
+    settings.iceberg_dir.mkdir(parents=True, exist_ok=True)
+    if settings.iceberg.warehouse is None:
+        (settings.iceberg_dir / "warehouse").mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path, timeout=30) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    identifier: str
+    schema: Schema
+    day_partition_on: str | None = None
+    properties: dict[str, str] = field(default_factory=dict)
+    doc: str = ""
+
+
+def _fields(*columns: tuple[str, Any, bool, str]) -> Schema:
+    return Schema(
+        *(
+            NestedField(i, name, typ, required=required, doc=doc)
+            for i, (name, typ, required, doc) in enumerate(columns, start=1)
+        )
+    )
+
+
+HTTP_EVENTS = TableSpec(
+    identifier="raw.http_events",
+    doc="Every valid event of the topic, late ones included; partitioned by day of event_time.",
+    day_partition_on="event_time",
+    schema=_fields(
+        ("event_id", StringType(), True, "unique id of the request event"),
+        ("event_time", TimestamptzType(), True, "request start time at the server (UTC)"),
+        ("service", StringType(), True, "name of the web service"),
+        ("method", StringType(), True, "HTTP method"),
+        ("route", StringType(), True, "route template, e.g. /users/{id}; the path when no route matched"),
+        ("path", StringType(), True, "request path without the query string"),
+        ("status_code", IntegerType(), True, "HTTP status of the response"),
+        ("duration_ms", DoubleType(), True, "time from request start to the last response byte"),
+        ("user_id", StringType(), False, "authenticated user, if any"),
+        ("client_address", StringType(), False, "client address (possibly anonymised)"),
+        ("user_agent", StringType(), False, "User-Agent header"),
+        ("referer", StringType(), False, "Referer header without its query string"),
+        ("trace_id", StringType(), False, "trace id from traceparent / X-Request-ID"),
+        ("request_bytes", LongType(), False, "request body size"),
+        ("response_bytes", LongType(), False, "response body size"),
+        ("schema_version", IntegerType(), False, "event schema version"),
+        ("kafka_partition", IntegerType(), False, "Kafka partition the event was read from"),
+        ("kafka_offset", LongType(), False, "Kafka offset of the event"),
+        ("kafka_timestamp", TimestamptzType(), False, "Kafka record timestamp"),
+        ("ingested_at", TimestamptzType(), False, "when Flink wrote the row"),
+    ),
+)
+
+DEAD_LETTER_EVENTS = TableSpec(
+    identifier="raw.dead_letter_events",
+    doc="Messages of the topic that are not valid events, with the reason and where they were in Kafka.",
+    day_partition_on="kafka_timestamp",
+    schema=_fields(
+        ("payload", StringType(), False, "the message as received"),
+        ("error_reason", StringType(), True, "the first validation rule the message broke"),
+        ("kafka_partition", IntegerType(), True, "Kafka partition"),
+        ("kafka_offset", LongType(), True, "Kafka offset"),
+        ("kafka_timestamp", TimestamptzType(), True, "Kafka record timestamp"),
+        ("ingested_at", TimestamptzType(), False, "when Flink wrote the row"),
+    ),
+)
+
+TABLES: list[TableSpec] = [HTTP_EVENTS, DEAD_LETTER_EVENTS]
+NAMESPACES = ("raw", "speed", "batch")
+
+
+def ensure_tables(settings: Settings, tables: list[TableSpec] | None = None) -> list[str]:
+    """Create the namespaces and tables that do not exist yet; return the identifiers created."""
+    catalog = load(settings)
+    for namespace in NAMESPACES:
+        catalog.create_namespace_if_not_exists(namespace)
+    created = []
+    for spec in tables or TABLES:
+        if catalog.table_exists(spec.identifier):
+            continue
+        table = catalog.create_table(
+            spec.identifier,
+            schema=spec.schema,
+            properties={**TABLE_PROPERTIES, **spec.properties, "comment": spec.doc},
+        )
+        if spec.day_partition_on:
+            with table.update_spec() as update:
+                update.add_field(spec.day_partition_on, DayTransform(), f"{spec.day_partition_on}_day")
+        created.append(spec.identifier)
+        log.info("table_created", table=spec.identifier)
+    return created
+
+
+def table_stats(table: Table) -> dict[str, Any]:
+    """Snapshot, row and file counts of the current snapshot (from the summary: no data is read)."""
+    snapshot = table.current_snapshot()
+    if snapshot is None:
+        return {"snapshot_id": None, "rows": 0, "files": 0, "snapshots": 0}
+    summary = snapshot.summary.additional_properties if snapshot.summary else {}
+    return {
+        "snapshot_id": snapshot.snapshot_id,
+        "committed_at_ms": snapshot.timestamp_ms,
+        "rows": int(summary.get("total-records", 0)),
+        "files": int(summary.get("total-data-files", 0)),
+        "snapshots": len(table.snapshots()),
+    }

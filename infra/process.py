@@ -1,0 +1,236 @@
+"""Start, stop and watch the platform's long-running processes.
+
+Each service runs in its own session (so it and every child it spawns can be stopped together), with its
+output in `var/log/<name>.log` and its PID in `var/run/<name>.pid`. Starting a service that already runs
+does nothing; a busy port fails with the port and the configuration key that moves it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from infra.logs import get_logger
+
+log = get_logger("infra.process")
+
+
+class ServiceError(RuntimeError):
+    """A service could not be started, became unhealthy, or cannot be reached."""
+
+
+@dataclass(frozen=True)
+class PortSpec:
+    host: str
+    port: int
+    key: str  # the configuration key that moves this port, e.g. "kafka.port"
+
+
+@dataclass
+class ManagedProcess:
+    name: str
+    argv: Sequence[str]
+    log_file: Path
+    run_dir: Path
+    ports: Sequence[PortSpec] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+    health: Callable[[], bool] | None = None
+    start_timeout: float = 120.0
+    stop_timeout: float = 30.0
+
+    @property
+    def pid_file(self) -> Path:
+        return self.run_dir / f"{self.name}.pid"
+
+    def pid(self) -> int | None:
+        """The PID of the running service, or None (a stale PID file is removed)."""
+        try:
+            record = json.loads(self.pid_file.read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        pid = int(record["pid"])
+        if _alive(pid) and _started_at(pid) == record.get("start_ticks"):
+            return pid
+        self.pid_file.unlink(missing_ok=True)
+        return None
+
+    def is_running(self) -> bool:
+        return self.pid() is not None
+
+    def start(self) -> int:
+        running = self.pid()
+        if running is not None:
+            log.info("already_running", service=self.name, pid=running)
+            return running
+        for spec in self.ports:
+            ensure_port_free(spec)
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **self.env}
+        with open(self.log_file, "ab") as out:
+            proc = subprocess.Popen(
+                list(self.argv),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.cwd,
+                env=env,
+                start_new_session=True,
+                preexec_fn=_reset_signals,
+            )
+        record = {"pid": proc.pid, "start_ticks": _started_at(proc.pid), "argv": list(self.argv)}
+        self.pid_file.write_text(json.dumps(record))
+        log.info("starting", service=self.name, pid=proc.pid, log=str(self.log_file))
+        if self.health is not None:
+            try:
+                wait_until(
+                    self.health,
+                    timeout=self.start_timeout,
+                    what=f"{self.name} to become healthy",
+                    alive=lambda: proc.poll() is None,
+                )
+            except ServiceError:
+                tail = _tail(self.log_file)
+                self.stop()
+                raise ServiceError(
+                    f"{self.name} did not become healthy within {self.start_timeout:.0f}s; "
+                    f"last lines of {self.log_file}:\n{tail}"
+                ) from None
+        log.info("started", service=self.name, pid=proc.pid)
+        return proc.pid
+
+    def stop(self) -> bool:
+        """Stop the whole process group: SIGTERM, then SIGKILL after `stop_timeout`."""
+        pid = self.pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return False
+        _signal_group(pid, signal.SIGTERM)
+        deadline = time.monotonic() + self.stop_timeout
+        while time.monotonic() < deadline and _group_alive(pid):
+            time.sleep(0.2)
+        if _group_alive(pid):
+            log.warning("kill", service=self.name, pid=pid, reason="did not stop after SIGTERM")
+            _signal_group(pid, signal.SIGKILL)
+            end = time.monotonic() + 10
+            while time.monotonic() < end and _group_alive(pid):
+                time.sleep(0.1)
+        self.pid_file.unlink(missing_ok=True)
+        log.info("stopped", service=self.name, pid=pid)
+        return True
+
+
+def _reset_signals() -> None:
+    # A service started from a shell script or `make` may inherit ignored SIGINT/SIGTERM (e.g. `dagster`
+    # then never stops). Every service gets the default handlers back.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie is not alive
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    return True
+
+
+def _started_at(pid: int) -> int | None:
+    """Process start time in clock ticks: tells a live service from a reused PID."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def _group_members(pgid: int) -> list[int]:
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
+
+
+def _group_alive(pgid: int) -> bool:
+    return bool(_group_members(pgid))
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def ensure_port_free(spec: PortSpec) -> None:
+    if port_in_use(spec.host, spec.port):
+        env = "PIPELINE_" + spec.key.replace(".", "__", 1).upper()
+        raise ServiceError(
+            f"port {spec.port} on {spec.host} is already in use; move it with `{spec.key}` in "
+            f"pipeline.yaml or {env}=<port>"
+        )
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(
+    check: Callable[[], bool],
+    *,
+    timeout: float,
+    what: str,
+    interval: float = 0.5,
+    alive: Callable[[], bool] | None = None,
+) -> None:
+    """Poll `check` until it is true; fail after `timeout` or as soon as `alive` says the process died."""
+    deadline = time.monotonic() + timeout
+    next_progress = time.monotonic() + 15
+    while True:
+        with contextlib.suppress(Exception):
+            if check():
+                return
+        if alive is not None and not alive():
+            raise ServiceError(f"process exited while waiting for {what}")
+        now = time.monotonic()
+        if now > deadline:
+            raise ServiceError(f"timed out after {timeout:.0f}s waiting for {what}")
+        if now > next_progress:
+            log.info("waiting", what=what, remaining_s=round(deadline - now))
+            next_progress = now + 15
+        time.sleep(interval)
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"

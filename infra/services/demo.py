@@ -1,0 +1,60 @@
+"""The demo web service (FastAPI with the interceptor) and the traffic generator that drives it."""
+
+from __future__ import annotations
+
+import sys
+
+import httpx
+
+from infra.config import REPO_ROOT, Settings
+from infra.process import ManagedProcess, PortSpec
+
+
+def is_healthy(settings: Settings) -> bool:
+    url = f"http://{settings.demo.host}:{settings.demo.port}/healthz"
+    return httpx.get(url, timeout=3).status_code == 200
+
+
+def app_process(settings: Settings) -> ManagedProcess:
+    return ManagedProcess(
+        name="demo-app",
+        argv=[sys.executable, "-m", "demo.app"],
+        log_file=settings.log_dir / "demo-app.log",
+        run_dir=settings.run_dir,
+        ports=[PortSpec(settings.demo.host, settings.demo.port, "demo.port")],
+        env={"PYTHONUNBUFFERED": "1"},
+        cwd=REPO_ROOT,
+        health=lambda: is_healthy(settings),
+        start_timeout=60,
+    )
+
+
+def traffic_process(settings: Settings) -> ManagedProcess:
+    return ManagedProcess(
+        name="traffic",
+        argv=[sys.executable, "-m", "demo.traffic"],
+        log_file=settings.log_dir / "traffic.log",
+        run_dir=settings.run_dir,
+        env={"PYTHONUNBUFFERED": "1"},
+        cwd=REPO_ROOT,
+    )
+
+
+def processes(settings: Settings) -> list[ManagedProcess]:
+    return [app_process(settings), traffic_process(settings)]
+
+
+def start_app(settings: Settings) -> None:
+    app_process(settings).start()
+
+
+def start_traffic(settings: Settings) -> None:
+    traffic_process(settings).start()
+
+
+def stop_app(settings: Settings) -> None:
+    app_process(settings).stop()
+
+
+def stop_traffic(settings: Settings) -> None:
+    traffic_process(settings).stop()

@@ -1,0 +1,226 @@
+"""Apache Flink: a standalone cluster (one JobManager, one TaskManager) from the runtime inside PyPI's
+`apache-flink`, or a remote cluster reached through its REST API.
+
+The wheel's own `conf/` and `lib/` are left untouched: `var/flink/conf` holds the configuration rendered from
+pipeline.yaml and `var/flink/lib` links the wheel's jars next to the connector jars from Maven Central.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+import yaml
+
+from infra.config import Settings
+from infra.install import flink_python, jar_dir, pyflink_dir
+from infra.logs import get_logger
+from infra.process import ManagedProcess, PortSpec, ServiceError
+
+log = get_logger("infra.flink")
+
+_LOG4J_CONSOLE = """\
+# Written by infra/services/flink.py: Flink logs to stdout, which the platform sends to var/log/<process>.log
+rootLogger.level = INFO
+rootLogger.appenderRef.console.ref = ConsoleAppender
+logger.akka.name = org.apache.pekko
+logger.akka.level = WARN
+logger.kafka.name = org.apache.kafka
+logger.kafka.level = WARN
+logger.hadoop.name = org.apache.hadoop
+logger.hadoop.level = WARN
+logger.zookeeper.name = org.apache.zookeeper
+logger.zookeeper.level = WARN
+logger.netty.name = org.jboss.netty.channel.DefaultChannelPipeline
+logger.netty.level = OFF
+appender.console.name = ConsoleAppender
+appender.console.type = CONSOLE
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{ISO8601} %-5p %c{1} - %m%n
+"""
+
+
+def flink_home(settings: Settings) -> Path:
+    return settings.var_dir / "flink"
+
+
+def conf_dir(settings: Settings) -> Path:
+    return flink_home(settings) / "conf"
+
+
+def lib_dir(settings: Settings) -> Path:
+    return flink_home(settings) / "lib"
+
+
+def checkpoint_dir(settings: Settings) -> Path:
+    return flink_home(settings) / "checkpoints"
+
+
+def savepoint_dir(settings: Settings) -> Path:
+    return flink_home(settings) / "savepoints"
+
+
+def _nest(flat: dict[str, Any]) -> dict[str, Any]:
+    """Flink 2's config.yaml is standard YAML: turn `a.b.c: v` keys into nested mappings."""
+    out: dict[str, Any] = {}
+    for key, value in sorted(flat.items()):
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
+
+def _wheel_java_opts(settings: Settings) -> str:
+    """The module-opening JVM options the wheel's own config.yaml ships (needed on Java 17)."""
+    shipped = yaml.safe_load((pyflink_dir(settings) / "conf" / "config.yaml").read_text())
+    return str(shipped["env"]["java"]["opts"]["all"])
+
+
+def render_config(settings: Settings) -> dict[str, Any]:
+    f = settings.flink
+    python = str(flink_python(settings))
+    home = flink_home(settings)
+    flat: dict[str, Any] = {
+        "env.java.opts.all": _wheel_java_opts(settings),
+        "jobmanager.bind-host": f.host,
+        "jobmanager.rpc.address": f.host,
+        "jobmanager.rpc.port": f.rpc_port,
+        "jobmanager.memory.process.size": f.jobmanager_memory,
+        "jobmanager.execution.failover-strategy": "region",
+        "taskmanager.bind-host": f.host,
+        "taskmanager.host": f.host,
+        "taskmanager.numberOfTaskSlots": f.taskmanager_slots,
+        "taskmanager.memory.process.size": f.taskmanager_memory,
+        "rest.address": f.host,
+        "rest.bind-address": f.host,
+        "rest.port": f.rest_port,
+        "parallelism.default": f.parallelism,
+        "execution.checkpointing.interval": f"{f.checkpoint_interval_seconds}s",
+        "execution.checkpointing.mode": "EXACTLY_ONCE",
+        "execution.checkpointing.dir": checkpoint_dir(settings).as_uri(),
+        "execution.checkpointing.savepoint-dir": savepoint_dir(settings).as_uri(),
+        "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
+        "execution.checkpointing.num-retained": 3,
+        "state.backend.type": "hashmap",
+        "python.executable": python,
+        "python.client.executable": python,
+        "io.tmp.dirs": str(home / "tmp"),
+        "web.upload.dir": str(home / "upload"),
+        "web.tmpdir": str(home / "web"),
+        "classloader.check-leaked-classloader": False,
+    }
+    return _nest(flat)
+
+
+def prepare(settings: Settings) -> None:
+    """Render conf/ and assemble lib/ (the wheel's jars + connector jars) under var/flink."""
+    home = flink_home(settings)
+    for sub in ("conf", "lib", "tmp", "upload", "web", "checkpoints", "savepoints", "jobs"):
+        (home / sub).mkdir(parents=True, exist_ok=True)
+    conf = conf_dir(settings)
+    header = "# Written by infra/services/flink.py from pipeline.yaml; edits are overwritten.\n"
+    (conf / "config.yaml").write_text(header + yaml.safe_dump(render_config(settings), sort_keys=True))
+    (conf / "log4j-console.properties").write_text(_LOG4J_CONSOLE)
+    (conf / "log4j-cli.properties").write_text(_LOG4J_CONSOLE.replace("INFO", "WARN", 1))
+    (conf / "log4j.properties").write_text(_LOG4J_CONSOLE)
+    lib = lib_dir(settings)
+    wanted = {p.name: p for p in (pyflink_dir(settings) / "lib").glob("*.jar")}
+    wanted |= {p.name: p for p in jar_dir(settings, "flink").glob("*.jar")}
+    for link in lib.iterdir():
+        if link.name not in wanted or link.resolve() != wanted[link.name].resolve():
+            link.unlink()
+    for name, target in wanted.items():
+        if not (lib / name).exists():
+            (lib / name).symlink_to(target)
+
+
+def flink_env(settings: Settings) -> dict[str, str]:
+    """Environment for Flink's scripts and CLI: our conf/lib/log/pid folders, never the wheel's or /tmp."""
+    home = flink_home(settings)
+    return {
+        "FLINK_CONF_DIR": str(conf_dir(settings)),
+        "FLINK_LIB_DIR": str(lib_dir(settings)),
+        "FLINK_LOG_DIR": str(settings.log_dir),
+        "FLINK_PID_DIR": str(home / "run"),
+        "PATH": f"{flink_python(settings).parent}:/usr/local/bin:/usr/bin:/bin",
+    }
+
+
+def rest_url(settings: Settings) -> str:
+    return settings.flink.url
+
+
+def rest(settings: Settings, method: str, path: str, timeout: float = 10.0, **kwargs: Any) -> Any:
+    try:
+        response = httpx.request(method, f"{rest_url(settings)}{path}", timeout=timeout, **kwargs)
+    except httpx.HTTPError as exc:
+        raise ServiceError(f"Flink REST API at {rest_url(settings)} does not answer: {exc}") from exc
+    if response.status_code >= 400:
+        raise ServiceError(f"Flink REST {method} {path} -> {response.status_code}: {response.text[:500]}")
+    return response.json() if response.content else None
+
+
+def overview(settings: Settings) -> dict[str, Any]:
+    result: dict[str, Any] = rest(settings, "GET", "/overview", timeout=3)
+    return result
+
+
+def is_healthy(settings: Settings) -> bool:
+    return int(overview(settings).get("taskmanagers", 0)) >= 1
+
+
+def _processes(settings: Settings) -> list[ManagedProcess]:
+    f = settings.flink
+    bin_dir = pyflink_dir(settings) / "bin"
+    env = flink_env(settings)
+    jobmanager = ManagedProcess(
+        name="flink-jobmanager",
+        argv=["bash", str(bin_dir / "jobmanager.sh"), "start-foreground"],
+        log_file=settings.log_dir / "flink-jobmanager.log",
+        run_dir=settings.run_dir,
+        ports=[PortSpec(f.host, f.rest_port, "flink.rest_port"), PortSpec(f.host, f.rpc_port, "flink.rpc_port")],
+        env=env,
+        health=lambda: bool(rest(settings, "GET", "/config", timeout=2)),
+        start_timeout=90,
+    )
+    taskmanager = ManagedProcess(
+        name="flink-taskmanager",
+        argv=["bash", str(bin_dir / "taskmanager.sh"), "start-foreground"],
+        log_file=settings.log_dir / "flink-taskmanager.log",
+        run_dir=settings.run_dir,
+        env=env,
+        health=lambda: is_healthy(settings),
+        start_timeout=90,
+    )
+    return [jobmanager, taskmanager]
+
+
+def start(settings: Settings) -> None:
+    if settings.flink.mode == "remote":
+        if not is_healthy(settings):
+            raise ServiceError(f"the remote Flink cluster at {rest_url(settings)} (flink.rest_url) has no TaskManager")
+        return
+    prepare(settings)
+    for proc in _processes(settings):
+        proc.start()
+
+
+def stop(settings: Settings) -> None:
+    if settings.flink.mode == "embedded":
+        for proc in reversed(_processes(settings)):
+            proc.stop()
+
+
+def cli_target(settings: Settings) -> list[str]:
+    """`flink` CLI options that point it at the cluster's REST endpoint (embedded or remote)."""
+    url = urlparse(rest_url(settings))
+    port = url.port or (443 if url.scheme == "https" else 80)
+    return [f"-Drest.address={url.hostname}", f"-Drest.port={port}"]
+
+
+def processes(settings: Settings) -> list[ManagedProcess]:
+    return _processes(settings)

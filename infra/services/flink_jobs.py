@@ -1,0 +1,219 @@
+"""Deploy, upgrade and stop the PyFlink jobs of `flink_jobs/` on the cluster (embedded or remote).
+
+A deploy is idempotent: a job already running the current code is left alone; a job running older code is
+stopped with a savepoint and started again from it; a job that is not running starts from the newest
+savepoint or retained checkpoint it left behind, so `make down` / `make up` loses and repeats nothing.
+State of each job (its id, code version, last savepoint) is kept in var/flink/jobs/<name>/state.json.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flink_jobs import JOBS, PACKAGE_DIR, JobSpec
+from infra.config import REPO_ROOT, Settings
+from infra.install import flink_python, pyflink_dir
+from infra.logs import get_logger
+from infra.process import ServiceError, wait_until
+from infra.services import flink
+from infra.services.kafka import client_config
+
+log = get_logger("infra.flink_jobs")
+
+ACTIVE_STATES = {"CREATED", "INITIALIZING", "RUNNING", "RESTARTING", "RECONCILING", "FAILING", "CANCELLING"}
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    job: str
+    action: str  # "unchanged" | "started" | "upgraded"
+    job_id: str
+    restored_from: str | None = None
+
+
+def spec(name: str) -> JobSpec:
+    try:
+        return JOBS[name]
+    except KeyError:
+        raise ServiceError(f"unknown Flink job {name!r}; known jobs: {', '.join(sorted(JOBS))}") from None
+
+
+def job_dir(settings: Settings, name: str) -> Path:
+    return flink.flink_home(settings) / "jobs" / name
+
+
+def code_version(name: str) -> str:
+    digest = hashlib.sha256()
+    for path in spec(name).source_files():
+        digest.update(path.relative_to(PACKAGE_DIR).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def job_config(settings: Settings, name: str) -> dict[str, Any]:
+    kafka_props = {k: v for k, v in client_config(settings).items() if k != "bootstrap.servers"}
+    return {
+        "job_name": name,
+        "kafka": {
+            "bootstrap_servers": settings.kafka.servers,
+            "topic": settings.kafka.topic,
+            "group_id": f"flink-{name}",
+            "properties": kafka_props,
+        },
+        "iceberg": {
+            "catalog_name": settings.iceberg.catalog_name,
+            "catalog": settings.iceberg.catalog,
+            "uri": settings.catalog_jdbc_uri if settings.iceberg.catalog == "jdbc" else (settings.iceberg.uri or ""),
+            "warehouse": settings.warehouse,
+            "properties": dict(settings.iceberg.properties),
+        },
+        "checkpoint_interval_seconds": settings.flink.checkpoint_interval_seconds,
+        "parallelism": settings.flink.parallelism,
+    }
+
+
+def _read_state(settings: Settings, name: str) -> dict[str, Any]:
+    try:
+        data: dict[str, Any] = json.loads((job_dir(settings, name) / "state.json").read_text())
+        return data
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def _write_state(settings: Settings, name: str, **updates: Any) -> None:
+    state = _read_state(settings, name) | updates
+    path = job_dir(settings, name) / "state.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(state, indent=2, sort_keys=True))
+
+
+def list_jobs(settings: Settings) -> list[dict[str, Any]]:
+    jobs: list[dict[str, Any]] = flink.rest(settings, "GET", "/jobs/overview")["jobs"]
+    return jobs
+
+
+def find_job(settings: Settings, name: str) -> dict[str, Any] | None:
+    """The active job of that name, if any (the newest when several exist)."""
+    active = [j for j in list_jobs(settings) if j["name"] == name and j["state"] in ACTIVE_STATES]
+    return max(active, key=lambda j: j["start-time"]) if active else None
+
+
+def latest_restore_point(settings: Settings, name: str) -> str | None:
+    """The newest of the job's last savepoint and the retained checkpoints of its last run."""
+    state = _read_state(settings, name)
+    candidates: list[tuple[float, str]] = []
+    savepoint = state.get("savepoint")
+    if savepoint and (Path(savepoint.removeprefix("file:")) / "_metadata").exists():
+        candidates.append((float(state.get("savepoint_at", 0)), savepoint))
+    job_id = state.get("job_id")
+    if job_id:
+        for chk in (flink.checkpoint_dir(settings) / job_id).glob("chk-*"):
+            metadata = chk / "_metadata"
+            if metadata.exists():
+                candidates.append((metadata.stat().st_mtime, str(chk)))
+    return max(candidates)[1] if candidates else None
+
+
+def _submit(settings: Settings, name: str, restore_from: str | None) -> str:
+    job = spec(name)
+    config_path = job_dir(settings, name) / "config.json"
+    config_path.parent.mkdir(parents=True, exist_ok=True)
+    config_path.write_text(json.dumps(job_config(settings, name), indent=2))
+    python = str(flink_python(settings))
+    argv = [
+        "bash", str(pyflink_dir(settings) / "bin" / "flink"), "run", "--detached",
+        *flink.cli_target(settings),
+        "-py", str(job.entry), "-pyclientexec", python, "-pyexec", python,
+    ]
+    if restore_from:
+        argv += ["--fromSavepoint", restore_from]
+    argv += ["--config", str(config_path)]
+    env = {**os.environ, **flink.flink_env(settings), "PYTHONPATH": str(REPO_ROOT)}
+    log.info("submitting", job=name, restore_from=restore_from or "none")
+    proc = subprocess.run(
+        argv, capture_output=True, text=True, env=env, timeout=settings.flink.submit_timeout_seconds
+    )
+    match = re.search(r"JobID ([0-9a-f]{32})", proc.stdout + proc.stderr)
+    if proc.returncode != 0 or not match:
+        # keep the Python traceback and the causes; drop Java stack frames
+        lines = (proc.stdout + proc.stderr).splitlines()
+        output = "\n".join(ln for ln in lines if not ln.lstrip().startswith(("at ", "... ")))[-4000:]
+        raise ServiceError(f"submitting Flink job {name} failed (exit {proc.returncode}):\n{output}")
+    return match.group(1)
+
+
+def _wait_running(settings: Settings, job_id: str, timeout: float = 120) -> None:
+    def running() -> bool:
+        detail = flink.rest(settings, "GET", f"/jobs/{job_id}")
+        if detail["state"] in {"FAILED", "CANCELED", "FINISHED"}:
+            raise ServiceError(f"Flink job {job_id} ended as {detail['state']} right after submission")
+        return bool(detail["state"] == "RUNNING")
+
+    wait_until(running, timeout=timeout, what=f"Flink job {job_id} to run")
+
+
+def start(settings: Settings, name: str, restore_from: str | None = None) -> str:
+    job_id = _submit(settings, name, restore_from)
+    _write_state(settings, name, job_id=job_id, code_version=code_version(name), deployed_at=time.time(),
+                 restored_from=restore_from)
+    _wait_running(settings, job_id)
+    log.info("job_running", job=name, job_id=job_id)
+    return job_id
+
+
+def stop(settings: Settings, name: str, *, savepoint: bool = True, timeout: float = 120) -> str | None:
+    """Stop the job; with `savepoint`, take one first and return its location."""
+    job = find_job(settings, name)
+    if job is None:
+        return None
+    job_id = job["jid"]
+    location = None
+    if savepoint and job["state"] == "RUNNING":
+        target = (flink.savepoint_dir(settings) / name).as_uri()
+        trigger = flink.rest(settings, "POST", f"/jobs/{job_id}/stop",
+                             json={"drain": False, "targetDirectory": target})["request-id"]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = flink.rest(settings, "GET", f"/jobs/{job_id}/savepoints/{trigger}")
+            if status["status"]["id"] == "COMPLETED":
+                operation = status.get("operation", {})
+                if "failure-cause" in operation:
+                    log.warning("savepoint_failed", job=name, cause=str(operation["failure-cause"])[:300])
+                    break
+                location = operation["location"]
+                break
+            time.sleep(0.5)
+    if location is None:
+        flink.rest(settings, "PATCH", f"/jobs/{job_id}?mode=cancel")
+    else:
+        _write_state(settings, name, savepoint=location, savepoint_at=time.time())
+
+    def gone() -> bool:
+        return bool(flink.rest(settings, "GET", f"/jobs/{job_id}")["state"] not in ACTIVE_STATES)
+
+    wait_until(gone, timeout=60, what=f"Flink job {name} to stop")
+    log.info("job_stopped", job=name, job_id=job_id, savepoint=location or "none")
+    return location
+
+
+def deploy(settings: Settings, name: str) -> DeployResult:
+    current = code_version(name)
+    running = find_job(settings, name)
+    if running is not None:
+        state = _read_state(settings, name)
+        if state.get("job_id") == running["jid"] and state.get("code_version") == current:
+            return DeployResult(name, "unchanged", running["jid"])
+        savepoint = stop(settings, name, savepoint=True)
+        job_id = start(settings, name, restore_from=savepoint or latest_restore_point(settings, name))
+        return DeployResult(name, "upgraded", job_id, savepoint)
+    restore = latest_restore_point(settings, name)
+    job_id = start(settings, name, restore_from=restore)
+    return DeployResult(name, "started", job_id, restore)

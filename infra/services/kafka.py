@@ -1,0 +1,192 @@
+"""Apache Kafka: a single KRaft node (broker + controller) from the Maven Central jars, or an external cluster.
+
+The storage is formatted once (`var/kafka/data/meta.properties` marks it); the broker runs in the foreground of
+its own session, logging to `var/log/kafka.log`. The topic is created with the admin API.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+
+from infra.config import Settings
+from infra.install import jar_dir
+from infra.logs import get_logger
+from infra.process import ManagedProcess, PortSpec, ServiceError
+
+log = get_logger("infra.kafka")
+
+_LOG4J2 = """\
+Configuration:
+  Appenders:
+    Console:
+      name: STDOUT
+      PatternLayout:
+        pattern: "%d{ISO8601} %p %c{1} %m%n"
+  Loggers:
+    Root:
+      level: INFO
+      AppenderRef:
+        - ref: STDOUT
+    Logger:
+      - name: kafka.request.logger
+        level: WARN
+      - name: state.change.logger
+        level: WARN
+"""
+
+
+def client_config(settings: Settings) -> dict[str, Any]:
+    """librdkafka settings shared by every client of the platform (extra properties from kafka.client)."""
+    return {"bootstrap.servers": settings.kafka.servers, **settings.kafka.client}
+
+
+def kafka_home(settings: Settings) -> Path:
+    return settings.var_dir / "kafka"
+
+
+def render_server_properties(settings: Settings) -> str:
+    k = settings.kafka
+    data = kafka_home(settings) / "data"
+    lines = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.voters": f"1@{k.host}:{k.controller_port}",
+        "listeners": f"PLAINTEXT://{k.host}:{k.port},CONTROLLER://{k.host}:{k.controller_port}",
+        "advertised.listeners": f"PLAINTEXT://{k.host}:{k.port}",
+        "controller.listener.names": "CONTROLLER",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "log.dirs": str(data),
+        "num.partitions": str(k.partitions),
+        "log.retention.hours": str(k.retention_hours),
+        # single node: internal topics cannot be replicated
+        "offsets.topic.replication.factor": "1",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "group.initial.rebalance.delay.ms": "0",
+        "auto.create.topics.enable": "false",
+    }
+    header = "# Written by infra/services/kafka.py from pipeline.yaml; edits are overwritten.\n"
+    return header + "".join(f"{key}={value}\n" for key, value in lines.items())
+
+
+def _java_classpath(settings: Settings) -> str:
+    return str(jar_dir(settings, "kafka") / "*")
+
+
+def prepare(settings: Settings) -> Path:
+    """Write server.properties and log4j2.yaml; format the storage the first time."""
+    home = kafka_home(settings)
+    home.mkdir(parents=True, exist_ok=True)
+    props = home / "server.properties"
+    props.write_text(render_server_properties(settings))
+    (home / "log4j2.yaml").write_text(_LOG4J2)
+    if not (home / "data" / "meta.properties").exists():
+        cluster_id = _random_cluster_id(settings)
+        proc = subprocess.run(
+            ["java", "-cp", _java_classpath(settings), "kafka.tools.StorageTool", "format",
+             "-t", cluster_id, "-c", str(props)],
+            capture_output=True, text=True,
+        )
+        if proc.returncode != 0:
+            raise ServiceError(f"formatting Kafka storage failed:\n{proc.stdout}{proc.stderr}")
+        log.info("storage_formatted", cluster_id=cluster_id, path=str(home / "data"))
+    return props
+
+
+def _random_cluster_id(settings: Settings) -> str:
+    # KRaft cluster ids are 16 random bytes, base64url without padding (what StorageTool random-uuid prints)
+    import base64
+
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def is_healthy(settings: Settings, timeout: float = 2.0) -> bool:
+    admin = AdminClient({**client_config(settings), "socket.timeout.ms": int(timeout * 1000)})
+    metadata = admin.list_topics(timeout=timeout)
+    return len(metadata.brokers) > 0
+
+
+def process(settings: Settings) -> ManagedProcess:
+    k = settings.kafka
+    home = kafka_home(settings)
+    argv = [
+        "java", f"-Xms{k.heap}", f"-Xmx{k.heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+        "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={home / 'log4j2.yaml'}",
+        "-cp", _java_classpath(settings), "kafka.Kafka", str(home / "server.properties"),
+    ]
+    return ManagedProcess(
+        name="kafka",
+        argv=argv,
+        log_file=settings.log_dir / "kafka.log",
+        run_dir=settings.run_dir,
+        ports=[PortSpec(k.host, k.port, "kafka.port"), PortSpec(k.host, k.controller_port, "kafka.controller_port")],
+        health=lambda: is_healthy(settings),
+        start_timeout=90,
+        stop_timeout=30,
+    )
+
+
+def start(settings: Settings) -> None:
+    if settings.kafka.mode == "external":
+        if not is_healthy(settings, timeout=10):
+            raise ServiceError(f"the external Kafka cluster at {settings.kafka.servers} (kafka.bootstrap_servers) "
+                               "does not answer")
+        return
+    proc = process(settings)
+    if not proc.is_running():
+        prepare(settings)
+    proc.start()
+
+
+def stop(settings: Settings) -> None:
+    if settings.kafka.mode == "embedded":
+        process(settings).stop()
+
+
+def ensure_topic(settings: Settings) -> None:
+    k = settings.kafka
+    admin = AdminClient(client_config(settings))
+    existing = admin.list_topics(timeout=10).topics
+    if k.topic in existing:
+        return
+    topic = NewTopic(
+        k.topic,
+        num_partitions=k.partitions,
+        replication_factor=k.replication_factor,
+        config={"retention.ms": str(k.retention_hours * 3600 * 1000)},
+    )
+    future = admin.create_topics([topic], operation_timeout=30)[k.topic]
+    try:
+        future.result()
+    except KafkaException as exc:
+        if "TOPIC_ALREADY_EXISTS" not in str(exc):
+            raise ServiceError(f"creating topic {k.topic} (kafka.topic) failed: {exc}") from exc
+    log.info("topic_created", topic=k.topic, partitions=k.partitions)
+
+
+def topic_end_offsets(settings: Settings) -> dict[int, int]:
+    """High watermark per partition of the events topic."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({**client_config(settings), "group.id": "infra-status", "enable.auto.commit": False})
+    try:
+        meta = consumer.list_topics(settings.kafka.topic, timeout=10).topics[settings.kafka.topic]
+        out = {}
+        for pid in meta.partitions:
+            _, high = consumer.get_watermark_offsets(TopicPartition(settings.kafka.topic, pid), timeout=10)
+            out[pid] = high
+        return out
+    finally:
+        consumer.close()
+
+
+__all__ = ["ConfigResource", "client_config", "ensure_topic", "is_healthy", "start", "stop", "topic_end_offsets"]
