@@ -92,13 +92,14 @@ def down(settings: Settings, components: list[str]) -> None:
 
 
 def urls(settings: Settings) -> str:
+    catalog_uri = settings.catalog_jdbc_uri if settings.iceberg.catalog == "jdbc" else settings.iceberg.uri
     lines = [
         "",
         "The pipeline is up:",
         f"  Dagster UI        http://{settings.dagster.host}:{settings.dagster.port}",
         f"  Flink UI          {settings.flink.url}",
         f"  Kafka             {settings.kafka.servers}  (topic {settings.kafka.topic})",
-        f"  Iceberg catalog   {settings.iceberg.catalog_name}: {settings.catalog_jdbc_uri if settings.iceberg.catalog == 'jdbc' else settings.iceberg.uri}",
+        f"  Iceberg catalog   {settings.iceberg.catalog_name}: {catalog_uri}",
         f"  Warehouse         {settings.warehouse}",
     ]
     if settings.demo.enabled:
@@ -120,25 +121,51 @@ def status(settings: Settings) -> int:
             rows.append((name, "running" if running else "external", where, f"unhealthy: {str(exc)[:80]}"))
 
     k_running = kafka.process(settings).is_running() if settings.kafka.mode == "embedded" else None
-    check("kafka", k_running, settings.kafka.servers,
-          lambda: f"ok, topic {settings.kafka.topic} end offsets {sum(kafka.topic_end_offsets(settings).values())}")
+    check(
+        "kafka",
+        k_running,
+        settings.kafka.servers,
+        lambda: f"ok, topic {settings.kafka.topic} end offsets {sum(kafka.topic_end_offsets(settings).values())}",
+    )
     for proc in flink.processes(settings) if settings.flink.mode == "embedded" else []:
-        check(proc.name, proc.is_running(), settings.flink.url,
-              lambda: "ok, {taskmanagers} TaskManager(s), {jobs-running} job(s) running".format(
-                  **flink.overview(settings)))
+        check(
+            proc.name,
+            proc.is_running(),
+            settings.flink.url,
+            lambda: "ok, {taskmanagers} TaskManager(s), {jobs-running} job(s) running".format(
+                **flink.overview(settings)
+            ),
+        )
     if settings.flink.mode == "remote":
-        check("flink", None, settings.flink.url, lambda: "ok" if flink.is_healthy(settings) else "no TaskManager")
+        check(
+            "flink",
+            None,
+            settings.flink.url,
+            lambda: "ok" if flink.is_healthy(settings) else "no TaskManager",
+        )
+    cluster_up = settings.flink.mode == "remote" or flink.processes(settings)[0].is_running()
     for job in DEFAULT_JOBS:
-        def job_health(job: str = job) -> str:
-            found = flink_jobs.find_job(settings, job)
-            return f"{found['state']} ({found['jid']})" if found else "not running"
-        check(f"job {job}", None if flink.processes(settings)[0].is_running() else False, "flink", job_health)
+        try:
+            found = flink_jobs.find_job(settings, job) if cluster_up else None
+            running = bool(found and found["state"] == "RUNNING")
+            state = found["state"].lower() if found else "stopped"
+            rows.append((f"job {job}", state, "flink", f"ok ({found['jid']})" if found and running else "-"))
+        except Exception as exc:
+            rows.append((f"job {job}", "unknown", "flink", f"unhealthy: {str(exc)[:80]}"))
     for proc in dagster.processes(settings):
-        check(proc.name, proc.is_running(), f"http://{settings.dagster.host}:{settings.dagster.port}",
-              lambda: "ok" if dagster.is_healthy(settings) else "not answering")
+        check(
+            proc.name,
+            proc.is_running(),
+            f"http://{settings.dagster.host}:{settings.dagster.port}",
+            lambda: "ok" if dagster.is_healthy(settings) else "not answering",
+        )
     for proc in demo.processes(settings):
-        check(proc.name, proc.is_running(), f"http://{settings.demo.host}:{settings.demo.port}",
-              lambda: "ok" if demo.is_healthy(settings) else "not answering")
+        check(
+            proc.name,
+            proc.is_running(),
+            f"http://{settings.demo.host}:{settings.demo.port}",
+            lambda: "ok" if demo.is_healthy(settings) else "not answering",
+        )
     width = max(len(r[0]) for r in rows)
     for name, state, where, health in rows:
         print(f"{name:<{width}}  {state:<8}  {where:<28}  {health}")
@@ -146,8 +173,9 @@ def status(settings: Settings) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m infra", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("up", "down"):
         p = sub.add_parser(name)

@@ -176,9 +176,7 @@ class _YamlSource(PydanticBaseSettingsSource):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
-    )
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True)
 
     pipeline: PipelineSection = PipelineSection()
     paths: PathsSection = PathsSection()
@@ -234,8 +232,6 @@ class Settings(BaseSettings):
     @property
     def warehouse(self) -> str:
         return self.iceberg.warehouse or (self.iceberg_dir / "warehouse").as_uri()
-
-
 
 
 def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:

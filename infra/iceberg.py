@@ -55,7 +55,11 @@ def catalog_properties(settings: Settings) -> dict[str, str]:
     if ice.catalog == "rest":
         props = {"type": "rest", "uri": ice.uri or "", "warehouse": settings.warehouse}
     else:
-        props = {"type": "sql", "uri": sqlalchemy_uri(settings.catalog_jdbc_uri), "warehouse": settings.warehouse}
+        props = {
+            "type": "sql",
+            "uri": sqlalchemy_uri(settings.catalog_jdbc_uri),
+            "warehouse": settings.warehouse,
+        }
     props.update(ice.properties)
     return props
 

@@ -105,8 +105,17 @@ def ensure_flink_venv(settings: Settings) -> Path:
     log.info("install", component="flink-venv", path=str(venv))
     _run([uv, "venv", "--quiet", "--allow-existing", "--python", f"python{py}", str(venv)], "create Flink venv")
     _run(
-        [uv, "pip", "install", "--quiet", "--require-hashes", "--python", str(venv / "bin" / "python"),
-         "-r", str(lock)],
+        [
+            uv,
+            "pip",
+            "install",
+            "--quiet",
+            "--require-hashes",
+            "--python",
+            str(venv / "bin" / "python"),
+            "-r",
+            str(lock),
+        ],
         "install apache-flink",
     )
     stamp.write_text(want)
@@ -161,8 +170,14 @@ def fetch_jars(group: str, props: dict[str, str] | None = None) -> Path:
     props = props or _maven_properties(versions())
     out = Path(tempfile.mkdtemp(prefix=f"jars-{group}-"))
     argv = [
-        "mvn", "-B", "-q", "-f", str(MAVEN_DIR / group / "pom.xml"), "dependency:copy-dependencies",
-        f"-DoutputDirectory={out}", "-DincludeScope=runtime",
+        "mvn",
+        "-B",
+        "-q",
+        "-f",
+        str(MAVEN_DIR / group / "pom.xml"),
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={out}",
+        "-DincludeScope=runtime",
     ]
     if group == "flink":
         argv.append("-DexcludeTransitive=true")
@@ -212,9 +227,21 @@ def lock_python() -> None:
         with tempfile.NamedTemporaryFile("w", suffix=".in", delete=False) as src:
             src.write("".join(f"{extras.get(pkg, pkg)}=={ver}\n" for pkg, ver in pins.items()))
         _run(
-            [uv, "pip", "compile", "--quiet", "--generate-hashes", "--no-header", "--python-version", v["version"],
-             "--python-platform", "x86_64-unknown-linux-gnu", "--output-file",
-             str(REQUIREMENTS_DIR / f"{name}.lock"), src.name],
+            [
+                uv,
+                "pip",
+                "compile",
+                "--quiet",
+                "--generate-hashes",
+                "--no-header",
+                "--python-version",
+                v["version"],
+                "--python-platform",
+                "x86_64-unknown-linux-gnu",
+                "--output-file",
+                str(REQUIREMENTS_DIR / f"{name}.lock"),
+                src.name,
+            ],
             f"lock {name} requirements",
         )
         Path(src.name).unlink()

@@ -40,8 +40,15 @@ def processes(settings: Settings) -> list[ManagedProcess]:
     workspace = str(REPO_ROOT / "workspace.yaml")
     webserver = ManagedProcess(
         name="dagster-webserver",
-        argv=[_bin("dagster-webserver"), "-h", settings.dagster.host, "-p", str(settings.dagster.port),
-              "-w", workspace],
+        argv=[
+            _bin("dagster-webserver"),
+            "-h",
+            settings.dagster.host,
+            "-p",
+            str(settings.dagster.port),
+            "-w",
+            workspace,
+        ],
         log_file=settings.log_dir / "dagster-webserver.log",
         run_dir=settings.run_dir,
         ports=[PortSpec(settings.dagster.host, settings.dagster.port, "dagster.port")],

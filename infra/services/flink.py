@@ -182,7 +182,10 @@ def _processes(settings: Settings) -> list[ManagedProcess]:
         argv=["bash", str(bin_dir / "jobmanager.sh"), "start-foreground"],
         log_file=settings.log_dir / "flink-jobmanager.log",
         run_dir=settings.run_dir,
-        ports=[PortSpec(f.host, f.rest_port, "flink.rest_port"), PortSpec(f.host, f.rpc_port, "flink.rpc_port")],
+        ports=[
+            PortSpec(f.host, f.rest_port, "flink.rest_port"),
+            PortSpec(f.host, f.rpc_port, "flink.rpc_port"),
+        ],
         env=env,
         health=lambda: bool(rest(settings, "GET", "/config", timeout=2)),
         start_timeout=90,

@@ -129,18 +129,24 @@ def _submit(settings: Settings, name: str, restore_from: str | None) -> str:
     config_path.write_text(json.dumps(job_config(settings, name), indent=2))
     python = str(flink_python(settings))
     argv = [
-        "bash", str(pyflink_dir(settings) / "bin" / "flink"), "run", "--detached",
+        "bash",
+        str(pyflink_dir(settings) / "bin" / "flink"),
+        "run",
+        "--detached",
         *flink.cli_target(settings),
-        "-py", str(job.entry), "-pyclientexec", python, "-pyexec", python,
+        "-py",
+        str(job.entry),
+        "-pyclientexec",
+        python,
+        "-pyexec",
+        python,
     ]
     if restore_from:
         argv += ["--fromSavepoint", restore_from]
     argv += ["--config", str(config_path)]
     env = {**os.environ, **flink.flink_env(settings), "PYTHONPATH": str(REPO_ROOT)}
     log.info("submitting", job=name, restore_from=restore_from or "none")
-    proc = subprocess.run(
-        argv, capture_output=True, text=True, env=env, timeout=settings.flink.submit_timeout_seconds
-    )
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=settings.flink.submit_timeout_seconds)
     match = re.search(r"JobID ([0-9a-f]{32})", proc.stdout + proc.stderr)
     if proc.returncode != 0 or not match:
         # keep the Python traceback and the causes; drop Java stack frames
@@ -162,8 +168,14 @@ def _wait_running(settings: Settings, job_id: str, timeout: float = 120) -> None
 
 def start(settings: Settings, name: str, restore_from: str | None = None) -> str:
     job_id = _submit(settings, name, restore_from)
-    _write_state(settings, name, job_id=job_id, code_version=code_version(name), deployed_at=time.time(),
-                 restored_from=restore_from)
+    _write_state(
+        settings,
+        name,
+        job_id=job_id,
+        code_version=code_version(name),
+        deployed_at=time.time(),
+        restored_from=restore_from,
+    )
     _wait_running(settings, job_id)
     log.info("job_running", job=name, job_id=job_id)
     return job_id
@@ -178,8 +190,9 @@ def stop(settings: Settings, name: str, *, savepoint: bool = True, timeout: floa
     location = None
     if savepoint and job["state"] == "RUNNING":
         target = (flink.savepoint_dir(settings) / name).as_uri()
-        trigger = flink.rest(settings, "POST", f"/jobs/{job_id}/stop",
-                             json={"drain": False, "targetDirectory": target})["request-id"]
+        trigger = flink.rest(
+            settings, "POST", f"/jobs/{job_id}/stop", json={"drain": False, "targetDirectory": target}
+        )["request-id"]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             status = flink.rest(settings, "GET", f"/jobs/{job_id}/savepoints/{trigger}")

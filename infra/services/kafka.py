@@ -92,9 +92,19 @@ def prepare(settings: Settings) -> Path:
     if not (home / "data" / "meta.properties").exists():
         cluster_id = _random_cluster_id(settings)
         proc = subprocess.run(
-            ["java", "-cp", _java_classpath(settings), "kafka.tools.StorageTool", "format",
-             "-t", cluster_id, "-c", str(props)],
-            capture_output=True, text=True,
+            [
+                "java",
+                "-cp",
+                _java_classpath(settings),
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(props),
+            ],
+            capture_output=True,
+            text=True,
         )
         if proc.returncode != 0:
             raise ServiceError(f"formatting Kafka storage failed:\n{proc.stdout}{proc.stderr}")
@@ -119,16 +129,27 @@ def process(settings: Settings) -> ManagedProcess:
     k = settings.kafka
     home = kafka_home(settings)
     argv = [
-        "java", f"-Xms{k.heap}", f"-Xmx{k.heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
-        "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={home / 'log4j2.yaml'}",
-        "-cp", _java_classpath(settings), "kafka.Kafka", str(home / "server.properties"),
+        "java",
+        f"-Xms{k.heap}",
+        f"-Xmx{k.heap}",
+        "-XX:+UseG1GC",
+        "-XX:MaxGCPauseMillis=20",
+        "-Djava.awt.headless=true",
+        f"-Dlog4j2.configurationFile={home / 'log4j2.yaml'}",
+        "-cp",
+        _java_classpath(settings),
+        "kafka.Kafka",
+        str(home / "server.properties"),
     ]
     return ManagedProcess(
         name="kafka",
         argv=argv,
         log_file=settings.log_dir / "kafka.log",
         run_dir=settings.run_dir,
-        ports=[PortSpec(k.host, k.port, "kafka.port"), PortSpec(k.host, k.controller_port, "kafka.controller_port")],
+        ports=[
+            PortSpec(k.host, k.port, "kafka.port"),
+            PortSpec(k.host, k.controller_port, "kafka.controller_port"),
+        ],
         health=lambda: is_healthy(settings),
         start_timeout=90,
         stop_timeout=30,
@@ -138,8 +159,9 @@ def process(settings: Settings) -> ManagedProcess:
 def start(settings: Settings) -> None:
     if settings.kafka.mode == "external":
         if not is_healthy(settings, timeout=10):
-            raise ServiceError(f"the external Kafka cluster at {settings.kafka.servers} (kafka.bootstrap_servers) "
-                               "does not answer")
+            raise ServiceError(
+                f"the external Kafka cluster at {settings.kafka.servers} (kafka.bootstrap_servers) does not answer"
+            )
         return
     proc = process(settings)
     if not proc.is_running():
@@ -189,4 +211,12 @@ def topic_end_offsets(settings: Settings) -> dict[int, int]:
         consumer.close()
 
 
-__all__ = ["ConfigResource", "client_config", "ensure_topic", "is_healthy", "start", "stop", "topic_end_offsets"]
+__all__ = [
+    "ConfigResource",
+    "client_config",
+    "ensure_topic",
+    "is_healthy",
+    "start",
+    "stop",
+    "topic_end_offsets",
+]
