@@ -10,7 +10,6 @@ import asyncio
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TypedDict
 
 from fastapi import FastAPI, HTTPException, Request
 from pydantic import BaseModel
@@ -18,15 +17,13 @@ from pydantic import BaseModel
 from interceptor import ApiEventMiddleware, configure_producer, shutdown_producer
 
 
-class Product(TypedDict):
+class Product(BaseModel):
     id: int
     name: str
     price: float
 
 
-PRODUCTS: dict[int, Product] = {
-    i: {"id": i, "name": f"product-{i}", "price": round(5 + (i * 7.3) % 95, 2)} for i in range(1, 201)
-}
+PRODUCTS = {i: Product(id=i, name=f"product-{i}", price=round(5 + (i * 7.3) % 95, 2)) for i in range(1, 201)}
 
 
 class CartItem(BaseModel):
@@ -79,7 +76,7 @@ def create_app(*, service: str, topic: str, kafka_config: dict[str, str] | None 
     @app.get("/search")
     async def search(q: str = "") -> dict[str, object]:
         await asyncio.sleep(random.uniform(0.005, 0.03))  # a search backend takes a moment
-        return {"q": q, "items": [p for p in PRODUCTS.values() if q and q in p["name"]][:20]}
+        return {"q": q, "items": [p for p in PRODUCTS.values() if q and q in p.name][:20]}
 
     @app.get("/cart")
     async def cart(request: Request) -> dict[str, object]:
@@ -97,7 +94,7 @@ def create_app(*, service: str, topic: str, kafka_config: dict[str, str] | None 
         user = request.headers.get("x-user-id", "anonymous")
         if not carts.get(user):
             raise HTTPException(status_code=409, detail="cart is empty")
-        total = sum(PRODUCTS[i.product_id]["price"] * i.quantity for i in carts[user])
+        total = sum(PRODUCTS[i.product_id].price * i.quantity for i in carts[user])
         return {"order_id": f"o-{random.getrandbits(40):x}", "total": round(float(total), 2)}
 
     @app.post("/payments")
