@@ -7,7 +7,8 @@
     deploy JOB             deploy or upgrade one Flink job
     lock / lock-jars       rewrite infra/requirements/*.lock or the jar checksums after a version change
 
-Components, in start order: kafka, flink, jobs, dagster, demo, traffic.
+Components, in start order: kafka, catalog (its database and the Iceberg tables), flink, jobs, dagster, demo,
+traffic.
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from infra import iceberg, install, logs
 from infra.config import ConfigError, Settings, load_settings
 from infra.logs import get_logger
 from infra.process import ServiceError
-from infra.services import dagster, demo, flink, flink_jobs, kafka
+from infra.services import dagster, demo, flink, flink_jobs, kafka, postgres
 
 log = get_logger("infra.cli")
 
-COMPONENTS = ("kafka", "flink", "jobs", "dagster", "demo", "traffic")
+COMPONENTS = ("kafka", "catalog", "flink", "jobs", "dagster", "demo", "traffic")
 DEFAULT_JOBS = ("raw_events",)
 
 
@@ -43,18 +44,26 @@ def _step(what: str, action: Callable[[], object]) -> None:
     log.info("step_done", what=what, seconds=round(time.monotonic() - started, 1))
 
 
+def _deploy(settings: Settings, job: str) -> None:
+    result = flink_jobs.deploy(settings, job)
+    restored = f", restored from {result.restored_from}" if result.restored_from else ""
+    print(f"flink job {job}: {result.action} (job id {result.job_id}{restored})")
+
+
 def up(settings: Settings, components: list[str]) -> None:
     chosen = _selected(components)
     _step("install", lambda: install.install_all(settings))
     if "kafka" in chosen:
         _step("kafka", lambda: kafka.start(settings))
         _step("topic", lambda: kafka.ensure_topic(settings))
+    if "catalog" in chosen:
+        _step("catalog database", lambda: postgres.start(settings))
         _step("iceberg tables", lambda: iceberg.ensure_tables(settings))
     if "flink" in chosen:
         _step("flink", lambda: flink.start(settings))
     if "jobs" in chosen:
         for job in DEFAULT_JOBS:
-            _step(f"flink job {job}", lambda job=job: print(flink_jobs.deploy(settings, job)))  # type: ignore[misc]
+            _step(f"flink job {job}", lambda job=job: _deploy(settings, job))  # type: ignore[misc]
     if "dagster" in chosen:
         _step("dagster", lambda: dagster.start(settings))
     if "demo" in chosen and settings.demo.enabled:
@@ -82,6 +91,8 @@ def down(settings: Settings, components: list[str]) -> None:
                     flink_jobs.stop(settings, job, savepoint=True)
             elif component == "flink":
                 flink.stop(settings)
+            elif component == "catalog":
+                postgres.stop(settings)
             elif component == "kafka":
                 kafka.stop(settings)
         except Exception as exc:  # keep stopping the rest; report at the end
@@ -92,7 +103,9 @@ def down(settings: Settings, components: list[str]) -> None:
 
 
 def urls(settings: Settings) -> str:
-    catalog_uri = settings.catalog_jdbc_uri if settings.iceberg.catalog == "jdbc" else settings.iceberg.uri
+    catalog_uri = settings.catalog_jdbc_uri if settings.iceberg.catalog == "jdbc" else str(settings.iceberg.uri)
+    if settings.embedded_postgres:
+        catalog_uri += f"  (user {settings.postgres.user}, password in {postgres.home(settings) / 'password'})"
     lines = [
         "",
         "The pipeline is up:",
@@ -127,6 +140,14 @@ def status(settings: Settings) -> int:
         settings.kafka.servers,
         lambda: f"ok, topic {settings.kafka.topic} end offsets {sum(kafka.topic_end_offsets(settings).values())}",
     )
+    if settings.embedded_postgres:
+        pg = postgres.process(settings)
+        check(
+            pg.name,
+            pg.is_running(),
+            f"{settings.postgres.host}:{settings.postgres.port}",
+            lambda: "ok" if postgres.is_healthy(settings) else "not answering",
+        )
     for proc in flink.processes(settings) if settings.flink.mode == "embedded" else []:
         check(
             proc.name,
@@ -152,20 +173,17 @@ def status(settings: Settings) -> int:
             rows.append((f"job {job}", state, "flink", f"ok ({found['jid']})" if found and running else "-"))
         except Exception as exc:
             rows.append((f"job {job}", "unknown", "flink", f"unhealthy: {str(exc)[:80]}"))
-    for proc in dagster.processes(settings):
-        check(
-            proc.name,
-            proc.is_running(),
-            f"http://{settings.dagster.host}:{settings.dagster.port}",
-            lambda: "ok" if dagster.is_healthy(settings) else "not answering",
-        )
-    for proc in demo.processes(settings):
-        check(
-            proc.name,
-            proc.is_running(),
-            f"http://{settings.demo.host}:{settings.demo.port}",
-            lambda: "ok" if demo.is_healthy(settings) else "not answering",
-        )
+    web_services = [
+        (dagster.processes(settings), f"http://{settings.dagster.host}:{settings.dagster.port}", dagster.is_healthy),
+        (demo.processes(settings), f"http://{settings.demo.host}:{settings.demo.port}", demo.is_healthy),
+    ]
+    for procs, url, healthy in web_services:
+
+        def answer(healthy: Callable[[Settings], bool] = healthy) -> str:
+            return "ok" if healthy(settings) else "not answering"
+
+        for proc in procs:
+            check(proc.name, proc.is_running(), url, answer)
     width = max(len(r[0]) for r in rows)
     for name, state, where, health in rows:
         print(f"{name:<{width}}  {state:<8}  {where:<28}  {health}")
@@ -199,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "install":
             install.install_all(settings)
         elif args.command == "deploy":
-            print(flink_jobs.deploy(settings, args.job))
+            _deploy(settings, args.job)
         elif args.command == "lock":
             install.lock_python()
         elif args.command == "lock-jars":

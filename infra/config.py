@@ -113,7 +113,8 @@ class FlinkSection(_Section):
 class IcebergSection(_Section):
     catalog_name: str = "lake"
     catalog: Literal["jdbc", "rest"] = "jdbc"
-    # jdbc: a JDBC URL (default: the SQLite file var/iceberg/catalog.db); rest: the catalog's URL
+    # jdbc: a JDBC URL (default: the embedded PostgreSQL of the `postgres` section; jdbc:sqlite:<file> for a
+    # single-writer file); rest: the catalog's URL
     uri: str | None = None
     # default: var/iceberg/warehouse on the local disk; s3://bucket/prefix with `properties` for S3
     warehouse: str | None = None
@@ -127,6 +128,17 @@ class IcebergSection(_Section):
         if self.uri and self.catalog == "jdbc" and not self.uri.startswith("jdbc:"):
             raise ValueError("iceberg.uri must be a JDBC URL (jdbc:sqlite:..., jdbc:postgresql://...)")
         return self
+
+
+class PostgresSection(_Section):
+    """The embedded PostgreSQL that holds the Iceberg catalog when `iceberg.uri` is not set."""
+
+    host: str = "127.0.0.1"
+    port: Port = 5433
+    database: str = "iceberg"
+    user: str = "iceberg"
+
+    _port = field_validator("port")(_check_port)
 
 
 class DagsterSection(_Section):
@@ -183,6 +195,7 @@ class Settings(BaseSettings):
     kafka: KafkaSection = KafkaSection()
     flink: FlinkSection = FlinkSection()
     iceberg: IcebergSection = IcebergSection()
+    postgres: PostgresSection = PostgresSection()
     dagster: DagsterSection = DagsterSection()
     demo: DemoSection = DemoSection()
     traffic: TrafficSection = TrafficSection()
@@ -226,8 +239,19 @@ class Settings(BaseSettings):
         return self.var_dir / "iceberg"
 
     @property
+    def embedded_postgres(self) -> bool:
+        """True when the catalog lives in the PostgreSQL that `make up` runs (iceberg.uri not set)."""
+        return self.iceberg.catalog == "jdbc" and self.iceberg.uri is None
+
+    @property
     def catalog_jdbc_uri(self) -> str:
-        return self.iceberg.uri or f"jdbc:sqlite:{self.iceberg_dir / 'catalog.db'}"
+        if self.embedded_postgres:
+            pg = self.postgres
+            return f"jdbc:postgresql://{pg.host}:{pg.port}/{pg.database}"
+        uri = self.iceberg.uri or ""
+        if uri.startswith("jdbc:sqlite:") and not uri.startswith("jdbc:sqlite:/"):
+            return f"jdbc:sqlite:{self._abs(Path(uri.removeprefix('jdbc:sqlite:')))}"
+        return uri
 
     @property
     def warehouse(self) -> str:

@@ -1,15 +1,18 @@
 """The Iceberg catalog `lake`: one catalog for Flink (Java JdbcCatalog) and Python (pyiceberg SqlCatalog).
 
-By default a SQLite file under var/iceberg; any JDBC database (PostgreSQL for several writers) or a REST
-catalog through configuration. The tables of the contract (docs: ../shared/notes/architecture.md) are created
-here, with partition specs built through the API, so Flink jobs only ever write into existing tables.
+By default its tables live in the embedded PostgreSQL (infra/services/postgres.py); any other JDBC database,
+a SQLite file (one writer at a time) or a REST catalog through configuration. The tables of the contract
+(../shared/notes/architecture.md) are created here, with partition specs built through the API, so Flink
+jobs only ever write into existing tables.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from pyiceberg.catalog import Catalog, load_catalog
 from pyiceberg.schema import Schema
@@ -40,14 +43,27 @@ TABLE_PROPERTIES = {
 }
 
 
-def sqlalchemy_uri(jdbc_uri: str) -> str:
-    """The pyiceberg (SQLAlchemy) form of the catalog's JDBC URL."""
+def jdbc_credentials(settings: Settings) -> dict[str, str]:
+    """`jdbc.user` / `jdbc.password` of the catalog database (generated for the embedded PostgreSQL)."""
+    if settings.embedded_postgres:
+        from infra.services import postgres
+
+        return {"jdbc.user": settings.postgres.user, "jdbc.password": postgres.password(settings)}
+    return {k: v for k, v in settings.iceberg.properties.items() if k in ("jdbc.user", "jdbc.password")}
+
+
+def sqlalchemy_uri(settings: Settings) -> str:
+    """The pyiceberg (SQLAlchemy) form of the catalog's JDBC URL, with its credentials."""
+    jdbc_uri = settings.catalog_jdbc_uri
     if jdbc_uri.startswith("jdbc:sqlite:"):
-        path = jdbc_uri.removeprefix("jdbc:sqlite:")
-        return f"sqlite:///{path}?timeout=30"
+        return f"sqlite:///{jdbc_uri.removeprefix('jdbc:sqlite:')}?timeout=30"
     if jdbc_uri.startswith("jdbc:postgresql://"):
-        return "postgresql+psycopg://" + jdbc_uri.removeprefix("jdbc:postgresql://")
-    raise ValueError(f"iceberg.uri: unsupported JDBC URL {jdbc_uri!r} (allowed: jdbc:sqlite:, jdbc:postgresql:)")
+        creds = jdbc_credentials(settings)
+        auth = ""
+        if creds.get("jdbc.user"):
+            auth = quote(creds["jdbc.user"], safe="") + ":" + quote(creds.get("jdbc.password", ""), safe="") + "@"
+        return f"postgresql+psycopg://{auth}{jdbc_uri.removeprefix('jdbc:postgresql://')}"
+    raise ValueError(f"iceberg.uri: unsupported JDBC URL {jdbc_uri!r} (allowed: jdbc:postgresql:, jdbc:sqlite:)")
 
 
 def catalog_properties(settings: Settings) -> dict[str, str]:
@@ -55,16 +71,14 @@ def catalog_properties(settings: Settings) -> dict[str, str]:
     if ice.catalog == "rest":
         props = {"type": "rest", "uri": ice.uri or "", "warehouse": settings.warehouse}
     else:
-        props = {
-            "type": "sql",
-            "uri": sqlalchemy_uri(settings.catalog_jdbc_uri),
-            "warehouse": settings.warehouse,
-        }
-    props.update(ice.properties)
+        props = {"type": "sql", "uri": sqlalchemy_uri(settings), "warehouse": settings.warehouse}
+    props.update({k: v for k, v in ice.properties.items() if not k.startswith("jdbc.")})
     return props
 
 
 def load(settings: Settings) -> Catalog:
+    if settings.iceberg.warehouse is None:
+        (settings.iceberg_dir / "warehouse").mkdir(parents=True, exist_ok=True)
     if settings.iceberg.catalog == "jdbc" and settings.catalog_jdbc_uri.startswith("jdbc:sqlite:"):
         _prepare_sqlite(settings)
     return load_catalog(settings.iceberg.catalog_name, **catalog_properties(settings))
@@ -72,10 +86,8 @@ def load(settings: Settings) -> Catalog:
 
 def _prepare_sqlite(settings: Settings) -> None:
     """Create the SQLite file's folder and switch it to WAL, so readers never block the committing writer."""
-    path = settings.catalog_jdbc_uri.removeprefix("jdbc:sqlite:")
-    settings.iceberg_dir.mkdir(parents=True, exist_ok=True)
-    if settings.iceberg.warehouse is None:
-        (settings.iceberg_dir / "warehouse").mkdir(parents=True, exist_ok=True)
+    path = Path(settings.catalog_jdbc_uri.removeprefix("jdbc:sqlite:"))
+    path.parent.mkdir(parents=True, exist_ok=True)
     with sqlite3.connect(path, timeout=30) as conn:
         conn.execute("PRAGMA journal_mode=WAL")
 

@@ -50,6 +50,7 @@ def _maven_properties(v: dict[str, Any]) -> dict[str, str]:
         "hadoop.version": java["hadoop"],
         "commons.logging.version": java["commons_logging"],
         "sqlite.jdbc.version": java["sqlite_jdbc"],
+        "postgresql.jdbc.version": java["postgresql_jdbc"],
     }
 
 
@@ -217,7 +218,7 @@ def lock_python() -> None:
     v = versions()["python"]
     uv = uv_executable()
     REQUIREMENTS_DIR.mkdir(parents=True, exist_ok=True)
-    extras = {"pyiceberg": "pyiceberg[sql-sqlite,pyarrow,pyiceberg-core]"}
+    extras = {"pyiceberg": "pyiceberg[sql-sqlite,pyarrow,pyiceberg-core]", "psycopg": "psycopg[binary]"}
     groups = {
         "bootstrap": {"uv": v["uv"]},
         "main": v["main"],

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from flink_jobs import JOBS, PACKAGE_DIR, JobSpec
+from infra import iceberg
 from infra.config import REPO_ROOT, Settings
 from infra.install import flink_python, pyflink_dir
 from infra.logs import get_logger
@@ -73,7 +74,7 @@ def job_config(settings: Settings, name: str) -> dict[str, Any]:
             "catalog": settings.iceberg.catalog,
             "uri": settings.catalog_jdbc_uri if settings.iceberg.catalog == "jdbc" else (settings.iceberg.uri or ""),
             "warehouse": settings.warehouse,
-            "properties": dict(settings.iceberg.properties),
+            "properties": {**settings.iceberg.properties, **iceberg.jdbc_credentials(settings)},
         },
         "checkpoint_interval_seconds": settings.flink.checkpoint_interval_seconds,
         "parallelism": settings.flink.parallelism,
@@ -126,6 +127,8 @@ def _submit(settings: Settings, name: str, restore_from: str | None) -> str:
     job = spec(name)
     config_path = job_dir(settings, name) / "config.json"
     config_path.parent.mkdir(parents=True, exist_ok=True)
+    config_path.touch(mode=0o600)  # it carries the catalog database's credentials
+    config_path.chmod(0o600)
     config_path.write_text(json.dumps(job_config(settings, name), indent=2))
     python = str(flink_python(settings))
     argv = [
@@ -197,17 +200,13 @@ def stop(settings: Settings, name: str, *, savepoint: bool = True, timeout: floa
         while time.monotonic() < deadline:
             status = flink.rest(settings, "GET", f"/jobs/{job_id}/savepoints/{trigger}")
             if status["status"]["id"] == "COMPLETED":
-                operation = status.get("operation", {})
-                if "failure-cause" in operation:
-                    log.warning("savepoint_failed", job=name, cause=str(operation["failure-cause"])[:300])
-                    break
-                location = operation["location"]
+                location = _savepoint_location(name, status.get("operation", {}))
                 break
             time.sleep(0.5)
-    if location is None:
-        flink.rest(settings, "PATCH", f"/jobs/{job_id}?mode=cancel")
-    else:
+    if location is not None:
         _write_state(settings, name, savepoint=location, savepoint_at=time.time())
+    if flink.rest(settings, "GET", f"/jobs/{job_id}")["state"] in ACTIVE_STATES:
+        flink.rest(settings, "PATCH", f"/jobs/{job_id}?mode=cancel")
 
     def gone() -> bool:
         return bool(flink.rest(settings, "GET", f"/jobs/{job_id}")["state"] not in ACTIVE_STATES)
@@ -215,6 +214,21 @@ def stop(settings: Settings, name: str, *, savepoint: bool = True, timeout: floa
     wait_until(gone, timeout=60, what=f"Flink job {name} to stop")
     log.info("job_stopped", job=name, job_id=job_id, savepoint=location or "none")
     return location
+
+
+def _savepoint_location(name: str, operation: dict[str, Any]) -> str | None:
+    """Where the stop's savepoint is. When the job failed while stopping *after* the savepoint was written,
+    Flink reports a failure whose message names the savepoint: it is consistent, and restarting from it
+    commits what it holds (Iceberg's committer keeps uncommitted files in its state)."""
+    if "failure-cause" not in operation:
+        return str(operation["location"])
+    cause = json.dumps(operation["failure-cause"])
+    found = re.search(r"A savepoint has been created at: (\S+?), but", cause)
+    if found:
+        log.warning("job_failed_while_stopping", job=name, savepoint=found.group(1))
+        return found.group(1)
+    log.warning("savepoint_failed", job=name, cause=cause[:300])
+    return None
 
 
 def deploy(settings: Settings, name: str) -> DeployResult:

@@ -6,13 +6,14 @@ its own session, logging to `var/log/kafka.log`. The topic is created with the a
 
 from __future__ import annotations
 
+import base64
 import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from infra.config import Settings
 from infra.install import jar_dir
@@ -90,7 +91,7 @@ def prepare(settings: Settings) -> Path:
     props.write_text(render_server_properties(settings))
     (home / "log4j2.yaml").write_text(_LOG4J2)
     if not (home / "data" / "meta.properties").exists():
-        cluster_id = _random_cluster_id(settings)
+        cluster_id = _random_cluster_id()
         proc = subprocess.run(
             [
                 "java",
@@ -112,10 +113,8 @@ def prepare(settings: Settings) -> Path:
     return props
 
 
-def _random_cluster_id(settings: Settings) -> str:
+def _random_cluster_id() -> str:
     # KRaft cluster ids are 16 random bytes, base64url without padding (what StorageTool random-uuid prints)
-    import base64
-
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
@@ -209,14 +208,3 @@ def topic_end_offsets(settings: Settings) -> dict[int, int]:
         return out
     finally:
         consumer.close()
-
-
-__all__ = [
-    "ConfigResource",
-    "client_config",
-    "ensure_topic",
-    "is_healthy",
-    "start",
-    "stop",
-    "topic_end_offsets",
-]

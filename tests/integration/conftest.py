@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -46,6 +48,7 @@ def stack_env(var_dir: Path, **extra: str) -> dict[str, str]:
         "PIPELINE_KAFKA__CONTROLLER_PORT": str(free_port()),
         "PIPELINE_FLINK__REST_PORT": str(free_port()),
         "PIPELINE_FLINK__RPC_PORT": str(free_port()),
+        "PIPELINE_POSTGRES__PORT": str(free_port()),
         "PIPELINE_FLINK__CHECKPOINT_INTERVAL_SECONDS": "2",
         "PIPELINE_DAGSTER__PORT": str(free_port()),
         "PIPELINE_DEMO__PORT": str(free_port()),
@@ -54,9 +57,20 @@ def stack_env(var_dir: Path, **extra: str) -> dict[str, str]:
     return env | extra
 
 
+def scratch_var_dir() -> Path:
+    """A fresh var/ for one stack, inside the repository's var/: the catalog's PostgreSQL runs as the
+    `postgres` user when tests run as root, and pytest's own temp folders (mode 0700) are closed to it."""
+    base = REPO_ROOT / "var" / "tmp"
+    base.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix="itest-", dir=base))
+    path.chmod(0o755)
+    return path
+
+
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    env = stack_env(tmp_path_factory.mktemp("var"))
+def stack() -> Iterator[Stack]:
+    var_dir = scratch_var_dir()
+    env = stack_env(var_dir)
     saved = dict(os.environ)
     os.environ.update({k: v for k, v in env.items() if k.startswith("PIPELINE_")})
     try:
@@ -79,6 +93,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             )
         yield stack
         stack.cli("down", timeout=300)
+        shutil.rmtree(var_dir, ignore_errors=True)
     finally:
         os.environ.clear()
         os.environ.update(saved)

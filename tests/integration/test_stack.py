@@ -124,7 +124,7 @@ def test_second_up_starts_nothing_twice(stack):
     proc = stack.cli("up", timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert stack.pids() == before
-    assert "action='unchanged'" in proc.stdout
+    assert "flink job raw_events: unchanged" in proc.stdout
     assert time.monotonic() - started < 90
 
 

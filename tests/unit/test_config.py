@@ -23,8 +23,18 @@ def test_defaults_are_valid_and_derive_locations():
     assert settings.pipeline.mode == "kappa"
     assert settings.kafka.servers == "127.0.0.1:9092"
     assert settings.flink.url == "http://127.0.0.1:8081"
-    assert settings.catalog_jdbc_uri == f"jdbc:sqlite:{settings.var_dir / 'iceberg' / 'catalog.db'}"
+    assert settings.embedded_postgres
+    assert settings.catalog_jdbc_uri == "jdbc:postgresql://127.0.0.1:5433/iceberg"
     assert settings.warehouse.startswith("file://") and settings.warehouse.endswith("/var/iceberg/warehouse")
+
+
+def test_a_sqlite_catalog_path_is_relative_to_the_repository(monkeypatch):
+    from infra.config import REPO_ROOT
+
+    monkeypatch.setenv("PIPELINE_ICEBERG__URI", "jdbc:sqlite:var/iceberg/catalog.db")
+    settings = load_settings()
+    assert not settings.embedded_postgres
+    assert settings.catalog_jdbc_uri == f"jdbc:sqlite:{REPO_ROOT / 'var' / 'iceberg' / 'catalog.db'}"
 
 
 def test_environment_overrides_yaml(monkeypatch):

@@ -1,0 +1,15 @@
+"""`make bench`: run every benchmark in turn and print one JSON object per benchmark."""
+
+from __future__ import annotations
+
+import json
+
+from bench import platform
+
+
+def main() -> None:
+    print(json.dumps({"platform": platform.run()}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
