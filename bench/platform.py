@@ -9,34 +9,19 @@ a developer's own `make up`. Installs are assumed done (`make install`).
 from __future__ import annotations
 
 import json
-import os
+import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from infra import sandbox
 from infra.config import REPO_ROOT
-from infra.process import _group_members, free_port
+from infra.process import _group_members
 
 WARM_UP_GOAL_S = 90.0
 MEMORY_GOAL_MIB = 3 * 1024.0
-
-
-def _env(var_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIPELINE_")}
-    ports = [
-        "KAFKA__PORT",
-        "KAFKA__CONTROLLER_PORT",
-        "FLINK__REST_PORT",
-        "FLINK__RPC_PORT",
-        "DAGSTER__PORT",
-        "DEMO__PORT",
-    ]
-    env |= {f"PIPELINE_{key}": str(free_port()) for key in ports}
-    env["PIPELINE_PATHS__VAR_DIR"] = str(var_dir)
-    return env
 
 
 def _cli(env: dict[str, str], *args: str) -> float:
@@ -62,23 +47,20 @@ def _rss_mib(pgid: int) -> float:
 
 
 def run(settle_seconds: float = 60.0) -> dict[str, Any]:
-    (REPO_ROOT / "var" / "tmp").mkdir(parents=True, exist_ok=True)
-    # inside the repository's var/: the catalog's PostgreSQL (run as `postgres` under root) must reach it
-    with tempfile.TemporaryDirectory(prefix="bench-platform-", dir=REPO_ROOT / "var" / "tmp") as tmp:
-        Path(tmp).chmod(0o755)
-        var_dir = Path(tmp) / "var"
-        env = _env(var_dir)
-        try:
-            first_up = _cli(env, "up")
-            time.sleep(settle_seconds)  # at rest: traffic flowing at its default rate, a few checkpoints done
-            memory = {
-                pid_file.stem: _rss_mib(json.loads(pid_file.read_text())["pid"])
-                for pid_file in sorted((var_dir / "run").glob("*.pid"))
-            }
-            down = _cli(env, "down")
-            warm_up = _cli(env, "up")
-        finally:
-            _cli(env, "down")
+    var_dir = sandbox.scratch_var_dir("bench-platform-")
+    env = sandbox.environment(var_dir)
+    try:
+        first_up = _cli(env, "up")
+        time.sleep(settle_seconds)  # at rest: traffic flowing at its default rate, a few checkpoints done
+        memory = {
+            pid_file.stem: _rss_mib(json.loads(pid_file.read_text())["pid"])
+            for pid_file in sorted((var_dir / "run").glob("*.pid"))
+        }
+        down = _cli(env, "down")
+        warm_up = _cli(env, "up")
+    finally:
+        _cli(env, "down")
+        shutil.rmtree(var_dir, ignore_errors=True)
     total = round(sum(memory.values()), 1)
     return {
         "first_up_seconds_empty_var": first_up,

@@ -235,6 +235,7 @@ def lock_python() -> None:
                 "--quiet",
                 "--generate-hashes",
                 "--no-header",
+                "--no-annotate",
                 "--python-version",
                 v["version"],
                 "--python-platform",

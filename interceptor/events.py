@@ -1,20 +1,41 @@
 """The event of one HTTP request, shared by the ASGI middleware and its WSGI twin.
 
-Contract (../shared/notes/architecture.md and interceptor/http_event.schema.json): event_id, event_time
+Contract (../shared/notes/architecture.md, and `http_event.schema.json` beside this file): event_id, event_time
 (RFC 3339 UTC, milliseconds), service, method, route, path, status_code, duration_ms, user_id, plus optional
-sizes, client address, user agent, referer and trace id. Never headers such as Authorization or Cookie,
-never query strings or bodies.
+sizes, client address, user agent, referer and trace id.
+
+Privacy: an event never carries a request or response body, nor a query string, and no header except the few
+named above. Headers and query parameters are copied only when asked for (`capture_headers`,
+`capture_query_params`), and even then never one whose name is on a deny-list: Authorization, Cookie,
+Set-Cookie, API keys, tokens, secrets, passwords, sessions (`DEFAULT_DENY_*`, extended by `deny_headers`,
+`deny_query_params`). The referer loses its query string.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qsl
+
+from interceptor.producer import send_message_to_kafka
 
 SCHEMA_VERSION = 1
+
+DEFAULT_DENY_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "api-key", "x-auth-token",
+     "x-csrf-token", "x-xsrf-token", "x-amz-security-token"}
+)  # fmt: skip
+# any header or parameter whose name contains one of these is denied as well
+DEFAULT_DENY_PATTERN = re.compile(
+    r"auth|token|secret|passw|pwd|session|cookie|api[-_]?key|apikey|credential|signature|^sig$|^key$|^code$", re.I
+)
+
+Sender = Callable[..., Any]
 
 
 def rfc3339_millis(epoch_seconds: float) -> str:
@@ -39,47 +60,6 @@ def strip_query(url: str | None) -> str | None:
     return url.split("?", 1)[0].split("#", 1)[0]
 
 
-@dataclass(frozen=True)
-class RequestFacts:
-    """What the middleware observed of one request/response."""
-
-    started_at: float  # epoch seconds at the server when the request arrived
-    duration_ms: float
-    method: str
-    path: str
-    route: str | None
-    status_code: int
-    user_id: str | None
-    client_address: str | None
-    user_agent: str | None
-    referer: str | None
-    trace_id: str | None
-    request_bytes: int | None
-    response_bytes: int
-
-
-def build_event(facts: RequestFacts, *, service: str, anonymise_client: bool = False) -> dict[str, Any]:
-    client = anonymise_address(facts.client_address) if anonymise_client else facts.client_address
-    return {
-        "event_id": uuid.uuid4().hex,
-        "event_time": rfc3339_millis(facts.started_at),
-        "service": service,
-        "method": facts.method,
-        "route": facts.route or facts.path,
-        "path": facts.path,
-        "status_code": facts.status_code,
-        "duration_ms": round(facts.duration_ms, 3),
-        "user_id": facts.user_id,
-        "client_address": client,
-        "user_agent": facts.user_agent,
-        "referer": strip_query(facts.referer),
-        "trace_id": facts.trace_id,
-        "request_bytes": facts.request_bytes,
-        "response_bytes": facts.response_bytes,
-        "schema_version": SCHEMA_VERSION,
-    }
-
-
 def trace_id_from(traceparent: str | None, request_id: str | None) -> str | None:
     """W3C traceparent `00-<trace id>-<span id>-<flags>`, else X-Request-ID."""
     if traceparent:
@@ -87,3 +67,103 @@ def trace_id_from(traceparent: str | None, request_id: str | None) -> str | None
         if len(parts) == 4 and len(parts[1]) == 32:
             return parts[1]
     return request_id[:128] if request_id else None
+
+
+@dataclass(frozen=True)
+class EventOptions:
+    """What both middlewares are configured with (keyword arguments of `create_*_middleware`)."""
+
+    service: str
+    topic: str = "http_events"
+    user_id_header: str | None = "x-user-id"
+    anonymise_client: bool = False
+    exclude_paths: frozenset[str] = frozenset()
+    capture_headers: frozenset[str] = frozenset()
+    capture_query_params: frozenset[str] = frozenset()
+    deny_headers: frozenset[str] = frozenset()
+    deny_query_params: frozenset[str] = frozenset()
+    sender: Sender = field(default=send_message_to_kafka)
+
+    @classmethod
+    def build(cls, **options: Any) -> EventOptions:
+        lowered = {"capture_headers", "deny_headers", "capture_query_params", "deny_query_params", "exclude_paths"}
+        for name in lowered & options.keys():
+            values: Iterable[str] = options[name] or ()
+            options[name] = frozenset(v if name == "exclude_paths" else v.lower() for v in values)
+        if options.get("user_id_header"):
+            options["user_id_header"] = options["user_id_header"].lower()
+        return cls(**options)
+
+    def header_allowed(self, name: str) -> bool:
+        return (
+            name not in DEFAULT_DENY_HEADERS and name not in self.deny_headers and not DEFAULT_DENY_PATTERN.search(name)
+        )
+
+    def query_param_allowed(self, name: str) -> bool:
+        return name.lower() not in self.deny_query_params and not DEFAULT_DENY_PATTERN.search(name)
+
+    def wanted_headers(self) -> frozenset[str]:
+        """Header names (lower case) a middleware must read; nothing else is looked at."""
+        names = {"user-agent", "referer", "traceparent", "x-request-id", "content-length"}
+        names |= {h for h in self.capture_headers if self.header_allowed(h)}
+        if self.user_id_header:
+            names.add(self.user_id_header)
+        return frozenset(names)
+
+
+@dataclass(frozen=True)
+class RequestFacts:
+    """What a middleware observed of one request/response."""
+
+    started_at: float  # epoch seconds at the server when the request arrived
+    duration_ms: float
+    method: str
+    path: str
+    query_string: str
+    route: str | None
+    status_code: int
+    headers: Mapping[str, str]  # only the names of `EventOptions.wanted_headers()`, lower case
+    user_id: str | None
+    client_address: str | None
+    response_bytes: int
+
+
+def build_event(facts: RequestFacts, options: EventOptions) -> dict[str, Any]:
+    headers = facts.headers
+    client = anonymise_address(facts.client_address) if options.anonymise_client else facts.client_address
+    content_length = headers.get("content-length", "")
+    event: dict[str, Any] = {
+        "event_id": uuid.uuid4().hex,
+        "event_time": rfc3339_millis(facts.started_at),
+        "service": options.service,
+        "method": facts.method,
+        "route": facts.route or facts.path,
+        "path": facts.path,
+        "status_code": facts.status_code,
+        "duration_ms": round(facts.duration_ms, 3),
+        "user_id": facts.user_id,
+        "client_address": client,
+        "user_agent": headers.get("user-agent"),
+        "referer": strip_query(headers.get("referer")),
+        "trace_id": trace_id_from(headers.get("traceparent"), headers.get("x-request-id")),
+        "request_bytes": int(content_length) if content_length.isdigit() else None,
+        "response_bytes": facts.response_bytes,
+        "schema_version": SCHEMA_VERSION,
+    }
+    captured = {h: headers[h] for h in options.capture_headers if h in headers and options.header_allowed(h)}
+    if captured:
+        event["headers"] = captured
+    if options.capture_query_params and facts.query_string:
+        query = {
+            k: v
+            for k, v in parse_qsl(facts.query_string, keep_blank_values=True)
+            if k.lower() in options.capture_query_params and options.query_param_allowed(k)
+        }
+        if query:
+            event["query"] = query
+    return event
+
+
+def emit(facts: RequestFacts, options: EventOptions) -> None:
+    event = build_event(facts, options)
+    options.sender(options.topic, event, key=facts.user_id or facts.client_address)

@@ -1,8 +1,17 @@
-"""`send_message_to_kafka(topic, message)`: one process-wide confluent-kafka producer.
+"""`send_message_to_kafka(topic, message)`: one process-wide confluent-kafka producer that never blocks the
+request path and, with a spool directory, loses no event while Kafka is away.
 
-Idempotent (acks=all), compressed, batched (linger); `produce()` only appends to librdkafka's local queue, so
-the request path never waits for the broker. One background thread serves delivery callbacks (`poll`);
-`flush` with a timeout runs once at shutdown. Counters say what happened to every message.
+- Idempotent (acks=all), compressed, batched (linger); `produce()` only appends to librdkafka's local queue.
+- One background thread serves delivery callbacks (`poll`); `flush` with a timeout runs once at shutdown.
+- With `spool_dir`, every message that cannot go to Kafka goes to a durable on-disk spool: when the local
+  queue is full, when delivery fails, and for as long as the broker is down (new messages then go straight
+  to disk, so a crash loses none of them). While the spool holds anything, new messages are appended behind
+  it, and a replayer thread sends its segments oldest first once the broker answers again: order is kept.
+- A replayed segment is removed only when all of its records were delivered, so a crash during a replay can
+  send a record twice; the pipeline counts each `event_id` once.
+- The spool's size is bounded; a message that does not fit is dropped, counted and logged.
+
+Counters (`stats()`): produced, delivered, failed, spooled, replayed, dropped, queue_full.
 """
 
 from __future__ import annotations
@@ -11,10 +20,14 @@ import atexit
 import json
 import logging
 import threading
+import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from interceptor.spool import Spool
 
 log = logging.getLogger("interceptor.producer")
 
@@ -26,46 +39,148 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "linger.ms": 20,
     "batch.num.messages": 10000,
     "queue.buffering.max.messages": 200000,
-    # keep retrying while the broker is away; a message that still fails is reported, never silently lost
-    "message.timeout.ms": 300000,
+    # a message that cannot be delivered within this time is handed to the spool (not lost)
+    "message.timeout.ms": 30000,
 }
+DEFAULT_SPOOL_MAX_BYTES = 512 << 20
 
 
 class EventProducer:
-    def __init__(self, config: dict[str, Any] | None = None) -> None:
-        self.config = {**DEFAULT_CONFIG, **(config or {})}
+    def __init__(
+        self,
+        config: dict[str, Any] | None = None,
+        *,
+        spool_dir: Path | str | None = None,
+        spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES,
+        spool_fsync: bool = False,
+        replay_interval: float = 1.0,
+    ) -> None:
+        self.config = {**DEFAULT_CONFIG, **(config or {}), "error_cb": self._on_error}
         self.counters: Counter[str] = Counter()
         self._lock = threading.Lock()
+        self.spool = Spool(spool_dir, max_bytes=spool_max_bytes, fsync=spool_fsync) if spool_dir else None
+        self._broker_down = False
+        self._purge_requested = False
+        self._replay_interval = replay_interval
         self._producer = Producer(self.config)
         self._stop = threading.Event()
-        self._poller = threading.Thread(target=self._poll_loop, name="kafka-producer-poll", daemon=True)
-        self._poller.start()
+        self._threads = [threading.Thread(target=self._poll_loop, name="kafka-producer-poll", daemon=True)]
+        if self.spool is not None:
+            self._threads.append(threading.Thread(target=self._replay_loop, name="kafka-spool-replay", daemon=True))
+        for thread in self._threads:
+            thread.start()
+
+    # ------------------------------------------------------------------ the request path
+    def send(self, topic: str, message: bytes, key: bytes | None = None) -> bool:
+        """Queue one message without blocking. False only when it could be neither queued nor spooled."""
+        if self.spool is not None and (self._broker_down or not self.spool.is_empty()):
+            return self._to_spool(topic, key, message)
+        try:
+            self._producer.produce(topic, message, key=key, on_delivery=self._on_delivery)
+        except BufferError:
+            self._count("queue_full")
+            return self._to_spool(topic, key, message)
+        self._count("produced")
+        return True
+
+    def _to_spool(self, topic: str, key: bytes | None, value: bytes) -> bool:
+        if self.spool is not None and self.spool.append(topic, key, value):
+            self._count("spooled")
+            return True
+        self._count("dropped")
+        reason = "spool full" if self.spool is not None else "no spool configured"
+        log.error("event dropped topic=%s reason=%s dropped_total=%d", topic, reason, self.counters["dropped"])
+        return False
+
+    # ------------------------------------------------------------------ callbacks (poll thread)
+    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        if err is None:
+            self._count("delivered")
+            return
+        self._count("failed")
+        if err.code() != KafkaError._PURGE_QUEUE:
+            log.warning("delivery failed topic=%s error=%s: spooling", msg.topic(), err.name())
+        self._to_spool(msg.topic() or "", msg.key(), msg.value() or b"")
+
+    def _on_error(self, err: KafkaError) -> None:
+        if err.code() == KafkaError._ALL_BROKERS_DOWN and not self._broker_down:
+            self._broker_down = True
+            self._purge_requested = self.spool is not None
+            log.warning("kafka unreachable: %s; new events go to the spool", err.str())
 
     def _poll_loop(self) -> None:
         while not self._stop.is_set():
             self._producer.poll(0.1)
 
-    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
-        if err is None:
-            self._count("delivered")
-        else:
-            self._count("failed")
-            log.error("delivery failed topic=%s error=%s", msg.topic(), err.str())
+    # ------------------------------------------------------------------ replay (replay thread)
+    def _replay_loop(self) -> None:
+        assert self.spool is not None
+        while not self._stop.wait(self._replay_interval):
+            if self._purge_requested:
+                # messages still waiting in librdkafka's memory go to disk (their callbacks spool them)
+                self._purge_requested = False
+                self._producer.purge(in_queue=True, in_flight=False, blocking=False)
+            if self.spool.is_empty() and not self._broker_down:
+                continue
+            if not self._broker_reachable():
+                continue
+            if self._broker_down:
+                self._broker_down = False
+                log.info("kafka reachable again; replaying the spool bytes=%d", self.spool.size_bytes)
+            try:
+                self._replay_once()
+            except Exception:
+                log.exception("spool replay failed; will retry")
 
+    def _broker_reachable(self) -> bool:
+        try:
+            self._producer.list_topics(timeout=2.0)
+            return True
+        except KafkaException:
+            return False
+
+    def _replay_once(self) -> None:
+        assert self.spool is not None
+        self.spool.rotate()
+        for segment in self.spool.closed_segments():
+            if self._stop.is_set() or not self._replay_segment(segment):
+                return
+
+    def _replay_segment(self, segment: Path) -> bool:
+        """Send one segment; remove it only when every record was delivered."""
+        assert self.spool is not None
+        outcome = {"ok": 0, "failed": 0}
+        done = threading.Condition()
+
+        def on_replayed(err: KafkaError | None, _msg: Message) -> None:
+            with done:
+                outcome["failed" if err else "ok"] += 1
+                done.notify_all()
+
+        sent = 0
+        for topic, key, value in Spool.read(segment):
+            while True:
+                try:
+                    self._producer.produce(topic, value, key=key, on_delivery=on_replayed)
+                    break
+                except BufferError:
+                    time.sleep(0.05)  # the local queue drains through the poll thread
+            sent += 1
+        deadline = time.monotonic() + float(self.config["message.timeout.ms"]) / 1000 + 5
+        with done:
+            while outcome["ok"] + outcome["failed"] < sent and time.monotonic() < deadline:
+                done.wait(0.5)
+        if outcome["ok"] < sent:
+            log.warning("replay incomplete segment=%s delivered=%d of %d", segment.name, outcome["ok"], sent)
+            return False
+        self.spool.remove(segment)
+        self._count("replayed", sent)
+        return True
+
+    # ------------------------------------------------------------------ lifecycle and stats
     def _count(self, what: str, n: int = 1) -> None:
         with self._lock:
             self.counters[what] += n
-
-    def send(self, topic: str, message: bytes, key: bytes | None = None) -> bool:
-        """Queue one message; never blocks. False when the local queue is full (back-pressure)."""
-        try:
-            self._producer.produce(topic, message, key=key, on_delivery=self._on_delivery)
-        except BufferError:
-            self._count("queue_full")
-            log.warning("local queue full topic=%s queued=%d", topic, len(self._producer))
-            return False
-        self._count("produced")
-        return True
 
     def flush(self, timeout: float = 10.0) -> int:
         """Wait up to `timeout` for queued messages; return how many are still undelivered."""
@@ -73,29 +188,50 @@ class EventProducer:
         return remaining
 
     def close(self, timeout: float = 10.0) -> int:
+        """Flush; whatever is still undelivered goes to the spool (if any). Returns what was neither."""
         remaining = self.flush(timeout)
+        if remaining and self.spool is not None:
+            self._producer.purge(in_queue=True, in_flight=True, blocking=True)
+            self._producer.poll(0)  # run the purge callbacks: they spool the messages
+            remaining = len(self._producer)
         self._stop.set()
-        self._poller.join(timeout=2)
+        for thread in self._threads:
+            thread.join(timeout=5)
+        if self.spool is not None:
+            self.spool.close()
         if remaining:
-            log.error("shutdown with undelivered messages count=%d", remaining)
+            log.error("shutdown with undelivered events count=%d", remaining)
+        log.info("producer closed %s", " ".join(f"{k}={v}" for k, v in sorted(self.stats().items())))
         return remaining
 
     def stats(self) -> dict[str, int]:
         with self._lock:
-            return dict(self.counters) | {"queued": len(self._producer)}
+            counts = dict(self.counters)
+        counts["queued"] = len(self._producer)
+        counts["spool_bytes"] = self.spool.size_bytes if self.spool is not None else 0
+        counts["broker_down"] = int(self._broker_down)
+        return counts
 
 
+# ---------------------------------------------------------------------- the process-wide producer
 _producer: EventProducer | None = None
 _producer_lock = threading.Lock()
-_config: dict[str, Any] = {}
+_settings: dict[str, Any] = {}
 
 
-def configure_producer(config: dict[str, Any]) -> None:
-    """Set the producer's librdkafka configuration (before the first message)."""
-    global _config
+def configure_producer(
+    config: dict[str, Any],
+    *,
+    spool_dir: Path | str | None = None,
+    spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES,
+    spool_fsync: bool = False,
+) -> None:
+    """Set the producer's librdkafka configuration and spool (before the first message)."""
+    global _settings
     if _producer is not None:
         raise RuntimeError("configure_producer() must be called before the first send_message_to_kafka()")
-    _config = dict(config)
+    _settings = {"config": dict(config), "spool_dir": spool_dir, "spool_max_bytes": spool_max_bytes,
+                 "spool_fsync": spool_fsync}  # fmt: skip
 
 
 def get_producer() -> EventProducer:
@@ -103,7 +239,9 @@ def get_producer() -> EventProducer:
     if _producer is None:
         with _producer_lock:
             if _producer is None:
-                _producer = EventProducer(_config)
+                _producer = EventProducer(
+                    _settings.get("config"), **{k: v for k, v in _settings.items() if k != "config"}
+                )
                 atexit.register(shutdown_producer)
     return _producer
 
@@ -114,6 +252,11 @@ def shutdown_producer(timeout: float = 10.0) -> None:
         if _producer is not None:
             _producer.close(timeout)
             _producer = None
+
+
+def producer_stats() -> dict[str, int]:
+    """Counters of the process-wide producer (empty before its first message)."""
+    return _producer.stats() if _producer is not None else {}
 
 
 def send_message_to_kafka(topic: str, message: dict[str, Any] | bytes | str, key: str | None = None) -> bool:

@@ -119,7 +119,8 @@ def _random_cluster_id() -> str:
 
 
 def is_healthy(settings: Settings, timeout: float = 2.0) -> bool:
-    admin = AdminClient({**client_config(settings), "socket.timeout.ms": int(timeout * 1000)})
+    # log_level 0: a broker that is still starting is expected here, not worth a librdkafka error line
+    admin = AdminClient({**client_config(settings), "socket.timeout.ms": int(timeout * 1000), "log_level": 0})
     metadata = admin.list_topics(timeout=timeout)
     return len(metadata.brokers) > 0
 

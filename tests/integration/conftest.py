@@ -8,16 +8,14 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
+from infra import sandbox
 from infra.config import REPO_ROOT, Settings, load_settings
-from infra.process import free_port
 
 
 @dataclass
@@ -40,37 +38,10 @@ class Stack:
         return {p.stem: json.loads(p.read_text())["pid"] for p in self.settings.run_dir.glob("*.pid")}
 
 
-def stack_env(var_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIPELINE_")}
-    env |= {
-        "PIPELINE_PATHS__VAR_DIR": str(var_dir),
-        "PIPELINE_KAFKA__PORT": str(free_port()),
-        "PIPELINE_KAFKA__CONTROLLER_PORT": str(free_port()),
-        "PIPELINE_FLINK__REST_PORT": str(free_port()),
-        "PIPELINE_FLINK__RPC_PORT": str(free_port()),
-        "PIPELINE_POSTGRES__PORT": str(free_port()),
-        "PIPELINE_FLINK__CHECKPOINT_INTERVAL_SECONDS": "2",
-        "PIPELINE_DAGSTER__PORT": str(free_port()),
-        "PIPELINE_DEMO__PORT": str(free_port()),
-        "PIPELINE_TRAFFIC__RATE": "20",
-    }
-    return env | extra
-
-
-def scratch_var_dir() -> Path:
-    """A fresh var/ for one stack, inside the repository's var/: the catalog's PostgreSQL runs as the
-    `postgres` user when tests run as root, and pytest's own temp folders (mode 0700) are closed to it."""
-    base = REPO_ROOT / "var" / "tmp"
-    base.mkdir(parents=True, exist_ok=True)
-    path = Path(tempfile.mkdtemp(prefix="itest-", dir=base))
-    path.chmod(0o755)
-    return path
-
-
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    var_dir = scratch_var_dir()
-    env = stack_env(var_dir)
+    var_dir = sandbox.scratch_var_dir("itest-")
+    env = sandbox.environment(var_dir, PIPELINE_FLINK__CHECKPOINT_INTERVAL_SECONDS="2", PIPELINE_TRAFFIC__RATE="20")
     saved = dict(os.environ)
     os.environ.update({k: v for k, v in env.items() if k.startswith("PIPELINE_")})
     try:

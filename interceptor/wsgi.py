@@ -1,0 +1,148 @@
+"""The WSGI twin of the ASGI middleware (Flask, Django, any WSGI app), with the same event and options.
+
+    instrument_flask(app, service="shop")                                           # Flask
+    application = create_wsgi_api_event_middleware(get_wsgi_application(), service="shop")  # Django
+
+The status comes from `start_response`, the size from the body iterable, which is passed through untouched;
+the event is queued when the server closes the iterable (the response is complete). The route template comes
+from `environ["interceptor.route"]`: `instrument_flask` sets it from Flask's URL rule; in Django, a
+middleware storing `request.resolver_match.route` in `request.META` does the same; or pass
+`route_getter(environ)`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from interceptor.events import EventOptions, RequestFacts, emit
+
+Environ = dict[str, Any]
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+EnvironGetter = Callable[[Environ], str | None]
+
+log = logging.getLogger("interceptor")
+_FLASK_CONVERTER = re.compile(r"<(?:[a-z_]+(?:\([^)]*\))?:)?([A-Za-z_][A-Za-z0-9_]*)>")
+
+
+def flask_rule_template(rule: str) -> str:
+    """`/users/<int:user_id>` -> `/users/{user_id}`, the same template form as Starlette's."""
+    return _FLASK_CONVERTER.sub(r"{\1}", rule)
+
+
+def _default_route(environ: Environ) -> str | None:
+    route = environ.get("interceptor.route")
+    return str(route) if route else None
+
+
+class ApiEventWSGIMiddleware:
+    def __init__(
+        self,
+        app: WSGIApp,
+        *,
+        user_id_getter: EnvironGetter | None = None,
+        route_getter: EnvironGetter = _default_route,
+        **options: Any,
+    ) -> None:
+        self.app = app
+        self.options = EventOptions.build(**options)
+        self.user_id_getter = user_id_getter
+        self.route_getter = route_getter
+        self._wanted = {
+            ("CONTENT_LENGTH" if h == "content-length" else "HTTP_" + h.upper().replace("-", "_")): h
+            for h in self.options.wanted_headers()
+        }
+        self.errors = 0
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO", "") in self.options.exclude_paths:
+            return self.app(environ, start_response)
+        started_at = time.time()
+        t0 = time.perf_counter()
+        state = {"status": 500}
+
+        def observing_start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            state["status"] = int(status.split(" ", 1)[0])
+            return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
+
+        try:
+            body = self.app(environ, observing_start_response)
+        except BaseException:
+            self._emit(environ, started_at, t0, 500, 0)
+            raise
+        return _ObservedBody(body, lambda size: self._emit(environ, started_at, t0, state["status"], size))
+
+    def _emit(self, environ: Environ, started_at: float, t0: float, status: int, size: int) -> None:
+        try:
+            headers = {h: str(environ[key])[:512] for key, h in self._wanted.items() if key in environ}
+            user_id = (
+                self.user_id_getter(environ)
+                if self.user_id_getter is not None
+                else headers.get(self.options.user_id_header or "")
+            )
+            facts = RequestFacts(
+                started_at=started_at,
+                duration_ms=(time.perf_counter() - t0) * 1000.0,
+                method=environ.get("REQUEST_METHOD", "GET"),
+                path=environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""),
+                query_string=environ.get("QUERY_STRING", ""),
+                route=self.route_getter(environ),
+                status_code=status,
+                headers=headers,
+                user_id=user_id,
+                client_address=environ.get("REMOTE_ADDR"),
+                response_bytes=size,
+            )
+            emit(facts, self.options)
+        except Exception:
+            self.errors += 1
+            log.exception("could not record the request event (errors=%d)", self.errors)
+
+
+class _ObservedBody:
+    """Passes the body through, counting bytes; reports once when the server closes it."""
+
+    def __init__(self, body: Iterable[bytes], on_close: Callable[[int], None]) -> None:
+        self._body = body
+        self._on_close = on_close
+        self._size = 0
+        self._closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._body:
+            self._size += len(chunk)
+            yield chunk
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._on_close(self._size)
+
+
+def create_wsgi_api_event_middleware(app: WSGIApp, **options: Any) -> ApiEventWSGIMiddleware:
+    """Wrap a WSGI app so that each HTTP request becomes an event (options: `EventOptions`)."""
+    return ApiEventWSGIMiddleware(app, **options)
+
+
+def instrument_flask(app: Any, **options: Any) -> ApiEventWSGIMiddleware:
+    """Wrap a Flask app's `wsgi_app` and record each request's URL rule as its route template."""
+    from flask import request
+
+    @app.before_request
+    def _record_route() -> None:
+        if request.url_rule is not None:
+            request.environ["interceptor.route"] = flask_rule_template(request.url_rule.rule)
+
+    middleware = ApiEventWSGIMiddleware(app.wsgi_app, **options)
+    app.wsgi_app = middleware
+    return middleware
