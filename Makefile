@@ -51,5 +51,6 @@ bench: install
 lock: $(STAMP)
 	@$(PY) -m infra lock
 
-clean: down
+clean: $(STAMP)
+	@$(PY) -m infra clean
 	rm -rf var

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
-from bench import platform
+from bench import interceptor, platform
 
 
 def main() -> None:
-    print(json.dumps({"platform": platform.run()}, indent=2))
+    print(json.dumps({"platform": platform.run(), "interceptor": interceptor.run()}, indent=2))
 
 
 if __name__ == "__main__":

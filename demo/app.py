@@ -7,14 +7,16 @@ slow one, so the pipeline sees realistic status codes and latencies. Run: `pytho
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 from pydantic import BaseModel
 
-from interceptor import ApiEventMiddleware, configure_producer, shutdown_producer
+from interceptor import ApiEventMiddleware, configure_producer, producer_stats, shutdown_producer
 
 
 class Product(BaseModel):
@@ -22,6 +24,8 @@ class Product(BaseModel):
     name: str
     price: float
 
+
+log = logging.getLogger("demo.app")
 
 PRODUCTS = {i: Product(id=i, name=f"product-{i}", price=round(5 + (i * 7.3) % 95, 2)) for i in range(1, 201)}
 
@@ -41,22 +45,34 @@ class Login(BaseModel):
     password: str
 
 
-def create_app(*, service: str, topic: str, kafka_config: dict[str, str] | None = None) -> FastAPI:
-    if kafka_config is not None:
-        configure_producer(kafka_config)
+STATS_PATH = "/_interceptor/stats"
+
+
+def create_app(*, service: str, topic: str, stats_log_seconds: float = 60.0, **interceptor_options: Any) -> FastAPI:
+    """The shop; `interceptor_options` are the middleware's (EventOptions) besides service and topic."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        reporter = asyncio.create_task(_log_stats(stats_log_seconds))
         yield
+        reporter.cancel()
         await asyncio.to_thread(shutdown_producer, 10.0)
 
     app = FastAPI(title=service, lifespan=lifespan)
-    app.add_middleware(ApiEventMiddleware, service=service, topic=topic, exclude_paths={"/healthz"})
+    app.add_middleware(
+        ApiEventMiddleware, service=service, topic=topic, exclude_paths={"/healthz", STATS_PATH},
+        **interceptor_options,
+    )  # fmt: skip
     carts: dict[str, list[CartItem]] = {}
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get(STATS_PATH)
+    async def interceptor_stats() -> dict[str, int]:
+        """The producer's counters: produced, delivered, failed, spooled, replayed, dropped, ..."""
+        return producer_stats()
 
     @app.get("/")
     async def home() -> dict[str, object]:
@@ -123,15 +139,41 @@ def create_app(*, service: str, topic: str, kafka_config: dict[str, str] | None 
     return app
 
 
+async def _log_stats(every: float) -> None:
+    last: dict[str, int] = {}
+    while True:
+        await asyncio.sleep(every)
+        stats = producer_stats()
+        if stats != last:
+            log.info("interceptor %s", " ".join(f"{k}={v}" for k, v in sorted(stats.items())))
+            last = stats
+
+
 def main() -> None:
     import uvicorn
 
     from infra.config import load_settings
     from infra.services.kafka import client_config
 
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = load_settings()
+    ic = settings.interceptor
+    configure_producer(
+        client_config(settings),
+        spool_dir=settings.spool_dir / settings.demo.service_name,
+        spool_max_bytes=ic.spool_max_mb << 20,
+        spool_fsync=ic.spool_fsync,
+    )
     app = create_app(
-        service=settings.demo.service_name, topic=settings.kafka.topic, kafka_config=client_config(settings)
+        service=settings.demo.service_name,
+        topic=settings.kafka.topic,
+        stats_log_seconds=ic.stats_log_seconds,
+        anonymise_client=ic.anonymise_client,
+        user_id_header=ic.user_id_header,
+        capture_headers=ic.capture_headers,
+        capture_query_params=ic.capture_query_params,
+        deny_headers=ic.deny_headers,
+        deny_query_params=ic.deny_query_params,
     )
     uvicorn.run(app, host=settings.demo.host, port=settings.demo.port, log_level="warning", access_log=False)
 

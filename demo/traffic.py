@@ -6,11 +6,13 @@ finish and some abandon, plus error bursts and peaks. Run: `python -m demo.traff
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import random
 import signal
 import time
+import uuid
 from dataclasses import dataclass
 
 import httpx
@@ -124,11 +126,76 @@ async def run(base_url: str, rate: float, *, seed: int | None = None, duration: 
     return stats
 
 
+MALFORMED = [
+    b"{not json",
+    b'"a bare string"',
+    b"[1, 2, 3]",
+    b"",
+    b'{"event_id": "", "event_time": "2026-01-01T00:00:00.000Z"}',
+    b'{"event_id": "m-1", "event_time": "yesterday", "service": "s", "method": "GET", "route": "/", "path": "/",'
+    b' "status_code": 200, "duration_ms": 1}',
+    b'{"event_id": "m-2", "event_time": "2026-01-01T00:00:00.000Z", "service": "s", "method": "GET",'
+    b' "route": "/", "path": "/", "status_code": 999, "duration_ms": 1}',
+]
+
+
+def synthetic_event(service: str, at: float, rng: random.Random) -> dict[str, object]:
+    from interceptor.events import SCHEMA_VERSION, rfc3339_millis
+
+    item = rng.randint(1, 200)
+    return {
+        "event_id": uuid.uuid4().hex, "event_time": rfc3339_millis(at), "service": service, "method": "GET",
+        "route": "/products/{product_id}", "path": f"/products/{item}", "status_code": 200,
+        "duration_ms": round(rng.uniform(1, 50), 3), "user_id": f"u{rng.randint(1, 50)}",
+        "schema_version": SCHEMA_VERSION,
+    }  # fmt: skip
+
+
+def inject(kind: str, count: int, *, service: str, lateness_seconds: float = 600.0, seed: int | None = None) -> int:
+    """Write test messages straight to the topic, bypassing the app: `malformed` ones, `late` ones (event time
+    `lateness_seconds` in the past) or `out-of-order` ones (event times shuffled within the last 5 seconds)."""
+    from confluent_kafka import Producer
+
+    from infra.config import load_settings
+    from infra.services.kafka import client_config
+
+    settings = load_settings()
+    rng = random.Random(seed)
+    producer = Producer({**client_config(settings), "enable.idempotence": True})
+    now = time.time()
+    for i in range(count):
+        if kind == "malformed":
+            payload = MALFORMED[i % len(MALFORMED)]
+        elif kind == "late":
+            payload = json.dumps(synthetic_event(service, now - lateness_seconds, rng)).encode()
+        elif kind == "out-of-order":
+            payload = json.dumps(synthetic_event(service, now - rng.uniform(0, 5), rng)).encode()
+        else:
+            raise ValueError(f"unknown kind {kind!r}; allowed: malformed, late, out-of-order")
+        producer.produce(settings.kafka.topic, payload)
+    remaining = producer.flush(30)
+    if remaining:
+        raise RuntimeError(f"{remaining} injected messages were not delivered")
+    log.info("injected kind=%s count=%d topic=%s", kind, count, settings.kafka.topic)
+    return count
+
+
 def main() -> None:
+    import argparse
+
     from infra.config import load_settings
 
+    parser = argparse.ArgumentParser(description="traffic for the demo shop, or test messages for the topic")
+    parser.add_argument("--inject", choices=["malformed", "late", "out-of-order"], help="write test messages")
+    parser.add_argument("--count", type=int, default=10)
+    parser.add_argument("--lateness-seconds", type=float, default=600.0)
+    args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = load_settings()
+    if args.inject:
+        inject(args.inject, args.count, service=settings.demo.service_name, lateness_seconds=args.lateness_seconds,
+               seed=settings.traffic.seed)  # fmt: skip
+        return
     base = f"http://{settings.demo.host}:{settings.demo.port}"
     log.info("traffic start target=%s rate=%s", base, settings.traffic.rate)
     stats = asyncio.run(run(base, settings.traffic.rate, seed=settings.traffic.seed))

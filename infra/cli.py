@@ -4,6 +4,7 @@
     down [COMPONENT ...]   stop them (Flink jobs with a savepoint first)
     status                 what runs, where, and its health
     install                only install (Flink venv, Kafka and connector jars)
+    clean                  stop everything and delete all state (var/ and the catalog's data)
     deploy JOB             deploy or upgrade one Flink job
     lock / lock-jars       rewrite infra/requirements/*.lock or the jar checksums after a version change
 
@@ -14,6 +15,7 @@ traffic.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -200,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("components", nargs="*", metavar="COMPONENT")
     sub.add_parser("status")
     sub.add_parser("install")
+    sub.add_parser("clean")
     p = sub.add_parser("deploy")
     p.add_argument("job", choices=sorted(flink_jobs.JOBS))
     sub.add_parser("lock")
@@ -216,6 +219,10 @@ def main(argv: list[str] | None = None) -> int:
             return status(settings)
         elif args.command == "install":
             install.install_all(settings)
+        elif args.command == "clean":
+            down(settings, [])
+            postgres.remove_data(settings)
+            shutil.rmtree(settings.var_dir / "tmp", ignore_errors=True)
         elif args.command == "deploy":
             _deploy(settings, args.job)
         elif args.command == "lock":

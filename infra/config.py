@@ -157,6 +157,20 @@ class DemoSection(_Section):
     _port = field_validator("port")(_check_port)
 
 
+class InterceptorSection(_Section):
+    """How the demo app's interceptor is set up (a user's own app passes the same options in code)."""
+
+    spool_max_mb: int = Field(default=512, ge=1)
+    spool_fsync: bool = False
+    anonymise_client: bool = False
+    user_id_header: str | None = "x-user-id"
+    capture_headers: list[str] = Field(default_factory=list)
+    capture_query_params: list[str] = Field(default_factory=list)
+    deny_headers: list[str] = Field(default_factory=list)
+    deny_query_params: list[str] = Field(default_factory=list)
+    stats_log_seconds: int = Field(default=60, ge=1)
+
+
 class TrafficSection(_Section):
     enabled: bool = True
     rate: float = Field(default=20.0, gt=0, le=10000)
@@ -198,6 +212,7 @@ class Settings(BaseSettings):
     postgres: PostgresSection = PostgresSection()
     dagster: DagsterSection = DagsterSection()
     demo: DemoSection = DemoSection()
+    interceptor: InterceptorSection = InterceptorSection()
     traffic: TrafficSection = TrafficSection()
 
     _config_file: Path = DEFAULT_CONFIG_FILE
@@ -233,6 +248,10 @@ class Settings(BaseSettings):
     @property
     def run_dir(self) -> Path:
         return self.var_dir / "run"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.var_dir / "spool"
 
     @property
     def iceberg_dir(self) -> Path:

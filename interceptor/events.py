@@ -14,8 +14,8 @@ Set-Cookie, API keys, tokens, secrets, passwords, sessions (`DEFAULT_DENY_*`, ex
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,10 +36,24 @@ DEFAULT_DENY_PATTERN = re.compile(
 )
 
 Sender = Callable[..., Any]
+_OPTIONAL = ("client_address", "user_agent", "referer", "trace_id", "request_bytes")
+
+
+_second_cache: tuple[int, str] = (-1, "")
 
 
 def rfc3339_millis(epoch_seconds: float) -> str:
-    return datetime.fromtimestamp(epoch_seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    """`2026-11-25T10:40:00.123Z`. Most requests of a second share its prefix: it is formatted once."""
+    global _second_cache
+    whole = int(epoch_seconds)
+    micros = round((epoch_seconds - whole) * 1_000_000)  # as datetime does: microseconds first, then truncate
+    if micros >= 1_000_000:
+        whole, micros = whole + 1, micros - 1_000_000
+    cached_second, prefix = _second_cache
+    if whole != cached_second:
+        prefix = datetime.fromtimestamp(whole, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _second_cache = (whole, prefix)
+    return f"{prefix}.{micros // 1000:03d}Z"
 
 
 def anonymise_address(address: str | None) -> str | None:
@@ -111,7 +125,7 @@ class EventOptions:
         return frozenset(names)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class RequestFacts:
     """What a middleware observed of one request/response."""
 
@@ -133,7 +147,7 @@ def build_event(facts: RequestFacts, options: EventOptions) -> dict[str, Any]:
     client = anonymise_address(facts.client_address) if options.anonymise_client else facts.client_address
     content_length = headers.get("content-length", "")
     event: dict[str, Any] = {
-        "event_id": uuid.uuid4().hex,
+        "event_id": os.urandom(16).hex(),  # 128 random bits, as unique as a UUID4, a quarter of its cost
         "event_time": rfc3339_millis(facts.started_at),
         "service": options.service,
         "method": facts.method,
@@ -150,6 +164,10 @@ def build_event(facts: RequestFacts, options: EventOptions) -> dict[str, Any]:
         "response_bytes": facts.response_bytes,
         "schema_version": SCHEMA_VERSION,
     }
+    # optional fields are left out when unknown (smaller events); the required ones are always there
+    for name in _OPTIONAL:
+        if event[name] is None:
+            del event[name]
     captured = {h: headers[h] for h in options.capture_headers if h in headers and options.header_allowed(h)}
     if captured:
         event["headers"] = captured

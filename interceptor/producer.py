@@ -2,7 +2,10 @@
 request path and, with a spool directory, loses no event while Kafka is away.
 
 - Idempotent (acks=all), compressed, batched (linger); `produce()` only appends to librdkafka's local queue.
-- One background thread serves delivery callbacks (`poll`); `flush` with a timeout runs once at shutdown.
+- Delivery reports come for failures only (`delivery.report.only.error`): a Python callback per delivered
+  message would cost the request path's core as much as the rest of the interceptor together. One background
+  thread serves them (`poll`); `flush` with a timeout runs once at shutdown. Delivered = produced - failed -
+  still queued (exact once the queue is drained).
 - With `spool_dir`, every message that cannot go to Kafka goes to a durable on-disk spool: when the local
   queue is full, when delivery fails, and for as long as the broker is down (new messages then go straight
   to disk, so a crash loses none of them). While the spool holds anything, new messages are appended behind
@@ -11,7 +14,7 @@ request path and, with a spool directory, loses no event while Kafka is away.
   send a record twice; the pipeline counts each `event_id` once.
 - The spool's size is bounded; a message that does not fit is dropped, counted and logged.
 
-Counters (`stats()`): produced, delivered, failed, spooled, replayed, dropped, queue_full.
+Counters (`stats()`): produced, delivered, failed, spooled, replayed, dropped, queue_full, queued.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ import atexit
 import json
 import logging
 import threading
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -38,7 +40,10 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "compression.type": "lz4",
     "linger.ms": 20,
     "batch.num.messages": 10000,
-    "queue.buffering.max.messages": 200000,
+    # a burst beyond this goes to the spool (never blocks the caller): ~100-200 MB of events at most
+    "queue.buffering.max.messages": 500000,
+    "queue.buffering.max.kbytes": 262144,
+    "delivery.report.only.error": True,
     # a message that cannot be delivered within this time is handed to the spool (not lost)
     "message.timeout.ms": 30000,
 }
@@ -94,8 +99,7 @@ class EventProducer:
 
     # ------------------------------------------------------------------ callbacks (poll thread)
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
-        if err is None:
-            self._count("delivered")
+        if err is None:  # only with delivery.report.only.error switched off by the caller
             return
         self._count("failed")
         if err.code() != KafkaError._PURGE_QUEUE:
@@ -147,15 +151,15 @@ class EventProducer:
                 return
 
     def _replay_segment(self, segment: Path) -> bool:
-        """Send one segment; remove it only when every record was delivered."""
+        """Send one segment; remove it only when every record was delivered. While the spool holds anything,
+        new events go to the spool, so the queue flushed here holds this segment's records only."""
         assert self.spool is not None
-        outcome = {"ok": 0, "failed": 0}
-        done = threading.Condition()
+        failed = 0
 
         def on_replayed(err: KafkaError | None, _msg: Message) -> None:
-            with done:
-                outcome["failed" if err else "ok"] += 1
-                done.notify_all()
+            nonlocal failed
+            if err is not None:
+                failed += 1
 
         sent = 0
         for topic, key, value in Spool.read(segment):
@@ -164,14 +168,12 @@ class EventProducer:
                     self._producer.produce(topic, value, key=key, on_delivery=on_replayed)
                     break
                 except BufferError:
-                    time.sleep(0.05)  # the local queue drains through the poll thread
+                    self._producer.poll(0.05)  # the local queue drains as the broker acknowledges
             sent += 1
-        deadline = time.monotonic() + float(self.config["message.timeout.ms"]) / 1000 + 5
-        with done:
-            while outcome["ok"] + outcome["failed"] < sent and time.monotonic() < deadline:
-                done.wait(0.5)
-        if outcome["ok"] < sent:
-            log.warning("replay incomplete segment=%s delivered=%d of %d", segment.name, outcome["ok"], sent)
+        remaining = self._producer.flush(float(self.config["message.timeout.ms"]) / 1000 + 5)
+        if remaining or failed:
+            log.warning("replay incomplete segment=%s failed=%d undelivered=%d of %d", segment.name, failed,
+                        remaining, sent)  # fmt: skip
             return False
         self.spool.remove(segment)
         self._count("replayed", sent)
@@ -208,6 +210,9 @@ class EventProducer:
         with self._lock:
             counts = dict(self.counters)
         counts["queued"] = len(self._producer)
+        # failures are reported one by one; whatever else left the queue was delivered (while a replay is
+        # under way its records are queued too, so this runs a little behind until the queue drains)
+        counts["delivered"] = max(0, counts.get("produced", 0) - counts.get("failed", 0) - counts["queued"])
         counts["spool_bytes"] = self.spool.size_bytes if self.spool is not None else 0
         counts["broker_down"] = int(self._broker_down)
         return counts

@@ -11,6 +11,8 @@ platform runs as root the server runs as the `postgres` system user that Debian'
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import secrets
 import shutil
@@ -56,8 +58,23 @@ def home(settings: Settings) -> Path:
     return settings.var_dir / "postgres"
 
 
+FALLBACK_ROOT = Path("/var/lib/postgresql/http-events-pipeline")
+
+
 def data_dir(settings: Settings) -> Path:
-    return home(settings) / "data"
+    """var/postgres/data, unless the `postgres` user (we run as root) cannot enter the folders above it
+    (a checkout under a private folder): then Debian's /var/lib/postgresql, keyed by this var/ folder."""
+    preferred = home(settings) / "data"
+    if os.geteuid() != 0 or _reachable_by_service_user(preferred.parent):
+        return preferred
+    key = hashlib.sha256(str(home(settings).resolve()).encode()).hexdigest()[:12]
+    return FALLBACK_ROOT / key / "data"
+
+
+@functools.cache
+def _reachable_by_service_user(folder: Path) -> bool:
+    folder.mkdir(parents=True, exist_ok=True)
+    return subprocess.run([*_as_service_user(), "test", "-x", str(folder)], capture_output=True).returncode == 0
 
 
 def password(settings: Settings) -> str:
@@ -88,19 +105,18 @@ def prepare(settings: Settings) -> None:
     password_file = base / "password"
     password_file.write_text(secret + "\n")
     password_file.chmod(0o600)
-    data_dir(settings).mkdir(mode=0o700, exist_ok=True)
-    _chown_to_service_user(data_dir(settings))
+    data = data_dir(settings)
+    if data.parent != base:
+        log.warning("data_outside_var", path=str(data), reason=f"the {SERVICE_USER} user cannot enter {base}")
+        data.parent.mkdir(parents=True, exist_ok=True)
+        _chown_to_service_user(data.parent)
+    data.mkdir(mode=0o700, exist_ok=True)
+    _chown_to_service_user(data)
     pwfile = base / ".initdb-pw"
     pwfile.write_text(secret + "\n")
     pwfile.chmod(0o600)
     _chown_to_service_user(pwfile)
     try:
-        check = subprocess.run([*_as_service_user(), "test", "-w", str(data_dir(settings))])
-        if check.returncode != 0:
-            raise ServiceError(
-                f"the {SERVICE_USER} user cannot reach {data_dir(settings)}: every parent folder of paths.var_dir "
-                "must be searchable by others (chmod o+x), or set iceberg.uri to another catalog database"
-            )
         proc = subprocess.run(
             [*_as_service_user(), str(bin_dir() / "initdb"), "-D", str(data_dir(settings)),
              "-U", settings.postgres.user, "--auth=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8",
@@ -174,3 +190,10 @@ def start(settings: Settings) -> None:
 
 def stop(settings: Settings) -> None:
     process(settings).stop()
+
+
+def remove_data(settings: Settings) -> None:
+    """For `make clean`: the cluster's data when it had to live outside var/ (var/ itself is removed)."""
+    data = data_dir(settings)
+    if data.parent != home(settings):
+        shutil.rmtree(data.parent, ignore_errors=True)

@@ -30,3 +30,17 @@ def test_demo_routes_answer_and_each_request_is_one_event():
         ("/checkout", 200),
         ("/errors/boom", 500),
     ]  # /healthz is excluded
+
+
+def test_synthetic_events_follow_the_schema():
+    import json
+    import random
+
+    import jsonschema
+
+    from demo.traffic import synthetic_event
+    from infra.config import REPO_ROOT
+
+    schema = json.loads((REPO_ROOT / "interceptor" / "http_event.schema.json").read_text())
+    for i in range(20):
+        jsonschema.validate(synthetic_event("svc", 1_795_600_000.0 + i, random.Random(i)), schema)

@@ -86,7 +86,6 @@ async def test_event_fields_for_a_known_request():
         "user_agent": "pytest-agent",
         "referer": "https://shop.example/cart",
         "trace_id": "0af7651916cd43dd8448eb211c80319c",
-        "request_bytes": None,
         "response_bytes": len(response.content),
         "schema_version": 1,
     }
@@ -190,3 +189,14 @@ async def test_anonymised_client_and_user_id_from_a_callable():
     assert event["client_address"] == "127.0.0.0" and event["user_id"] == "from-callable"
     assert anonymise_address("2001:db8:1:2:3:4:5:6") == "2001:db8:1::"
     assert anonymise_address("not-an-ip") is None
+
+
+def test_event_time_is_rfc3339_utc_with_milliseconds():
+    from datetime import UTC, datetime
+
+    from interceptor.events import rfc3339_millis
+
+    assert rfc3339_millis(0.0) == "1970-01-01T00:00:00.000Z"
+    for t in (1_795_600_000.9999, 1_795_600_000.9999996, 1_795_600_001.5, 1_795_600_001.001, 1_795_600_002.0456):
+        expected = datetime.fromtimestamp(t, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        assert rfc3339_millis(t) == expected
