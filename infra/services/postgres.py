@@ -112,7 +112,7 @@ def prepare(settings: Settings) -> None:
         _chown_to_service_user(data.parent)
     data.mkdir(mode=0o700, exist_ok=True)
     _chown_to_service_user(data)
-    pwfile = base / ".initdb-pw"
+    pwfile = data.parent / ".initdb-pw"  # where the postgres user can read it
     pwfile.write_text(secret + "\n")
     pwfile.chmod(0o600)
     _chown_to_service_user(pwfile)
