@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 
-from bench import interceptor, platform
+from bench import catalog, interceptor, platform
 
 
 def main() -> None:
-    print(json.dumps({"platform": platform.run(), "interceptor": interceptor.run()}, indent=2))
+    results = {"platform": platform.run(), "interceptor": interceptor.run(), "catalog": catalog.run()}
+    print(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":
