@@ -72,7 +72,8 @@ def _measure(name: str, extra_env: dict[str, str], seconds: float) -> dict[str, 
 
 def run(seconds: float = 150.0) -> dict[str, Any]:
     sqlite = _measure("sqlite", {"PIPELINE_ICEBERG__URI": "jdbc:sqlite:var/tmp/bench-catalog.db"}, seconds)
-    (REPO_ROOT / "var" / "tmp" / "bench-catalog.db").unlink(missing_ok=True)
+    for suffix in ("", "-wal", "-shm"):
+        (REPO_ROOT / "var" / "tmp" / f"bench-catalog.db{suffix}").unlink(missing_ok=True)
     postgres = _measure("postgres", {}, seconds)
     return {"sqlite_file": sqlite, "postgresql": postgres, "goal_job_failures": 0}
 
