@@ -184,4 +184,5 @@ def build_event(facts: RequestFacts, options: EventOptions) -> dict[str, Any]:
 
 def emit(facts: RequestFacts, options: EventOptions) -> None:
     event = build_event(facts, options)
-    options.sender(options.topic, event, key=facts.user_id or facts.client_address)
+    # the key is the event's own (possibly anonymised) client address: never the raw one
+    options.sender(options.topic, event, key=facts.user_id or event.get("client_address"))

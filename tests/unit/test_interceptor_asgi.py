@@ -187,6 +187,10 @@ async def test_anonymised_client_and_user_id_from_a_callable():
     await _get(app, "/users/1")
     event = sent[0][1]
     assert event["client_address"] == "127.0.0.0" and event["user_id"] == "from-callable"
+    # without a user id the Kafka key is the client address: the anonymised one, never the raw one
+    sent.clear()
+    await _get(_app(sent, anonymise_client=True, user_id_header=None), "/users/1")
+    assert sent[0][2] == "127.0.0.0"
     assert anonymise_address("2001:db8:1:2:3:4:5:6") == "2001:db8:1::"
     assert anonymise_address("not-an-ip") is None
 
