@@ -44,11 +44,6 @@ class JobConfig:
             parallelism=int(data.get("parallelism", 1)),
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
-        return asdict(self)
-
 
 def from_args(argv: list[str] | None = None) -> JobConfig:
     parser = argparse.ArgumentParser()

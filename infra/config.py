@@ -27,6 +27,12 @@ Port = int
 _MEMORY = re.compile(r"^[1-9][0-9]*[mg]$")
 
 
+def env_var(key: str) -> str:
+    """The environment variable that overrides `<section>.<key>`, e.g. kafka.port -> PIPELINE_KAFKA__PORT."""
+    section, name = key.split(".", 1)
+    return f"{ENV_PREFIX}{section.upper()}__{name.upper()}"
+
+
 class ConfigError(ValueError):
     """Bad configuration: the message names each offending key and what it allows."""
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from infra.config import env_var
 from infra.logs import get_logger
 
 log = get_logger("infra.process")
@@ -190,7 +191,7 @@ def port_in_use(host: str, port: int) -> bool:
 
 def ensure_port_free(spec: PortSpec) -> None:
     if port_in_use(spec.host, spec.port):
-        env = "PIPELINE_" + spec.key.replace(".", "__", 1).upper()
+        env = env_var(spec.key)
         raise ServiceError(
             f"port {spec.port} on {spec.host} is already in use; move it with `{spec.key}` in "
             f"pipeline.yaml or {env}=<port>"

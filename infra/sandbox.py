@@ -7,7 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from infra.config import ENV_PREFIX, REPO_ROOT, Settings
+from infra.config import ENV_PREFIX, REPO_ROOT, Settings, env_var
 from infra.process import free_port
 
 
@@ -36,8 +36,7 @@ def environment(var_dir: Path, **overrides: str) -> dict[str, str]:
     """The process environment for a stack in `var_dir` on free ports (PIPELINE_* of the caller dropped)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
     for key in port_keys():
-        section, name = key.split(".")
-        env[f"{ENV_PREFIX}{section.upper()}__{name.upper()}"] = str(free_port())
+        env[env_var(key)] = str(free_port())
     env[f"{ENV_PREFIX}PATHS__VAR_DIR"] = str(var_dir)
     env.update(overrides)
     return env
