@@ -33,7 +33,7 @@ import httpx
 from infra import sandbox
 from infra.config import REPO_ROOT
 
-ROUNDS = 3
+ROUNDS = 5
 DURATION_S = 6
 
 

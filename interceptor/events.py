@@ -14,11 +14,11 @@ Set-Cookie, API keys, tokens, secrets, passwords, sessions (`DEFAULT_DENY_*`, ex
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from random import getrandbits
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -36,7 +36,6 @@ DEFAULT_DENY_PATTERN = re.compile(
 )
 
 Sender = Callable[..., Any]
-_OPTIONAL = ("client_address", "user_agent", "referer", "trace_id", "request_bytes")
 
 
 _second_cache: tuple[int, str] = (-1, "")
@@ -143,11 +142,13 @@ class RequestFacts:
 
 
 def build_event(facts: RequestFacts, options: EventOptions) -> dict[str, Any]:
+    """The event of one request. On every request's path: written for speed (no helper calls for absent
+    headers, optional fields added only when known, so events stay small)."""
     headers = facts.headers
-    client = anonymise_address(facts.client_address) if options.anonymise_client else facts.client_address
-    content_length = headers.get("content-length", "")
     event: dict[str, Any] = {
-        "event_id": os.urandom(16).hex(),  # 128 random bits, as unique as a UUID4, a quarter of its cost
+        # 128 random bits, as unique as a UUID4 at a tenth of its cost; `random` reseeds itself from the OS in a
+        # forked worker (uvicorn/gunicorn), so processes never share a sequence
+        "event_id": getrandbits(128).to_bytes(16).hex(),
         "event_time": rfc3339_millis(facts.started_at),
         "service": options.service,
         "method": facts.method,
@@ -156,21 +157,33 @@ def build_event(facts: RequestFacts, options: EventOptions) -> dict[str, Any]:
         "status_code": facts.status_code,
         "duration_ms": round(facts.duration_ms, 3),
         "user_id": facts.user_id,
-        "client_address": client,
-        "user_agent": headers.get("user-agent"),
-        "referer": strip_query(headers.get("referer")),
-        "trace_id": trace_id_from(headers.get("traceparent"), headers.get("x-request-id")),
-        "request_bytes": int(content_length) if content_length.isdigit() else None,
         "response_bytes": facts.response_bytes,
         "schema_version": SCHEMA_VERSION,
     }
-    # optional fields are left out when unknown (smaller events); the required ones are always there
-    for name in _OPTIONAL:
-        if event[name] is None:
-            del event[name]
-    captured = {h: headers[h] for h in options.capture_headers if h in headers and options.header_allowed(h)}
-    if captured:
-        event["headers"] = captured
+    client = facts.client_address
+    if client:
+        if options.anonymise_client:
+            client = anonymise_address(client)
+        if client:
+            event["client_address"] = client
+    if headers:
+        value = headers.get("user-agent")
+        if value is not None:
+            event["user_agent"] = value
+        value = headers.get("referer")
+        if value is not None:
+            event["referer"] = strip_query(value)
+        if "traceparent" in headers or "x-request-id" in headers:
+            trace_id = trace_id_from(headers.get("traceparent"), headers.get("x-request-id"))
+            if trace_id is not None:
+                event["trace_id"] = trace_id
+        value = headers.get("content-length")
+        if value is not None and value.isdigit():
+            event["request_bytes"] = int(value)
+        if options.capture_headers:
+            captured = {h: headers[h] for h in options.capture_headers if h in headers and options.header_allowed(h)}
+            if captured:
+                event["headers"] = captured
     if options.capture_query_params and facts.query_string:
         query = {
             k: v

@@ -29,6 +29,18 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+try:  # orjson (a dependency of the platform) encodes an event in a tenth of the standard library's time
+    from orjson import dumps as _orjson_dumps
+
+    def encode_json(message: dict[str, Any]) -> bytes:
+        return _orjson_dumps(message)
+
+except ImportError:  # pragma: no cover - the interceptor copied into an app without orjson
+
+    def encode_json(message: dict[str, Any]) -> bytes:
+        return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 from interceptor.spool import Spool
 
 log = logging.getLogger("interceptor.producer")
@@ -267,7 +279,7 @@ def producer_stats() -> dict[str, int]:
 def send_message_to_kafka(topic: str, message: dict[str, Any] | bytes | str, key: str | None = None) -> bool:
     """Queue `message` (a dict is sent as compact JSON) on `topic`; returns immediately."""
     if isinstance(message, dict):
-        payload = json.dumps(message, separators=(",", ":")).encode()
+        payload = encode_json(message)
     elif isinstance(message, str):
         payload = message.encode()
     else:
