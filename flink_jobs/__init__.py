@@ -31,6 +31,11 @@ JOBS: dict[str, JobSpec] = {
     "raw_events": JobSpec(
         name="raw_events",
         entry=PACKAGE_DIR / "raw_events.py",
-        description="Kafka http_events -> validated raw.http_events; malformed -> raw.dead_letter_events",
+        description="Kafka http_events -> validated, de-duplicated raw.http_events; malformed -> dead letters",
+    ),
+    "windows": JobSpec(
+        name="windows",
+        entry=PACKAGE_DIR / "windows.py",
+        description="Flink SQL windows (tumble, hop, session, cumulate) -> speed.*; late events -> raw.late_events",
     ),
 }

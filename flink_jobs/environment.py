@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from flink_jobs import sql_files
-from flink_jobs.job_config import IcebergConfig, JobConfig, KafkaConfig
+from flink_jobs.job_config import IcebergConfig, JobConfig, KafkaConfig, SourceConfig
 
 if TYPE_CHECKING:
     from pyflink.table import TableEnvironment
@@ -54,8 +54,28 @@ def create_table_environment(config: JobConfig, *, streaming: bool = True) -> Ta
         # the Iceberg sink commits once per checkpoint: the interval is the freshness of the tables
         conf.set("execution.checkpointing.interval", f"{config.checkpoint_interval_seconds}s")
         conf.set("execution.checkpointing.mode", "EXACTLY_ONCE")
+        # a Kafka partition without events this long stops holding the watermark back
+        conf.set("table.exec.source.idle-timeout", f"{config.streaming.idle_timeout_seconds}s")
+        if config.source.kind == "file":
+            # a watermark after every event that advances it (WatermarkAssignerOperator emits when the
+            # watermark moved by more than the interval): lateness over a file is exact and repeatable
+            conf.set("pipeline.auto-watermark-interval", "0ms")
     t_env.execute_sql(
         f"CREATE CATALOG {config.iceberg.catalog_name} WITH (\n  "
         f"{sql_files.with_options(catalog_options(config.iceberg))}\n)"
     )
     return t_env
+
+
+def source_params(config: JobConfig) -> dict[str, str]:
+    """Placeholders of sources/<kind>.sql."""
+    source: SourceConfig = config.source
+    params = {
+        "catalog": config.iceberg.catalog_name,
+        "out_of_orderness_seconds": str(config.streaming.out_of_orderness_seconds),
+    }
+    if source.kind == "kafka":
+        params["kafka_source_options"] = sql_files.with_options(kafka_source_options(config.require_kafka()))
+    elif source.kind == "file":
+        params["source_path"] = str(source.path).replace("'", "''")
+    return params

@@ -27,10 +27,52 @@ class IcebergConfig:
 
 
 @dataclass(frozen=True)
+class StreamingConfig:
+    """Event-time semantics (pipeline.yaml `streaming:`)."""
+
+    out_of_orderness_seconds: int = 5
+    idle_timeout_seconds: int = 30
+    allowed_lateness_seconds: int = 0
+    session_gap_minutes: int = 30
+    dedup_ttl_hours: int = 24
+    funnel_steps: int = 4
+    funnel_timeout_minutes: int = 30
+    replay_lookahead_minutes: int = 360
+
+
+SOURCES = ("kafka", "file", "iceberg")
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """Where the events come from: the topic (streaming), a file of messages (bounded, tests and demos), or
+    raw.http_events for [replay_start_ms, replay_end_ms) (a Kappa replay, batch mode)."""
+
+    kind: str = "kafka"
+    path: str | None = None
+    replay_start_ms: int | None = None
+    replay_end_ms: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in SOURCES:
+            raise ValueError(f"source.kind: {self.kind!r} is not one of {', '.join(SOURCES)}")
+        if self.kind == "file" and not self.path:
+            raise ValueError("source.path is required when source.kind is 'file'")
+        if self.kind == "iceberg" and (self.replay_start_ms is None or self.replay_end_ms is None):
+            raise ValueError("source.replay_start_ms and source.replay_end_ms are required for a replay")
+
+    @property
+    def bounded(self) -> bool:
+        return self.kind != "kafka"
+
+
+@dataclass(frozen=True)
 class JobConfig:
     job_name: str
-    kafka: KafkaConfig
     iceberg: IcebergConfig
+    kafka: KafkaConfig | None = None
+    source: SourceConfig = field(default_factory=SourceConfig)
+    streaming: StreamingConfig = field(default_factory=StreamingConfig)
     checkpoint_interval_seconds: int = 10
     parallelism: int = 1
 
@@ -38,11 +80,18 @@ class JobConfig:
     def from_dict(cls, data: dict[str, Any]) -> JobConfig:
         return cls(
             job_name=data["job_name"],
-            kafka=KafkaConfig(**data["kafka"]),
+            kafka=KafkaConfig(**data["kafka"]) if data.get("kafka") else None,
             iceberg=IcebergConfig(**data["iceberg"]),
+            source=SourceConfig(**data.get("source", {})),
+            streaming=StreamingConfig(**data.get("streaming", {})),
             checkpoint_interval_seconds=int(data.get("checkpoint_interval_seconds", 10)),
             parallelism=int(data.get("parallelism", 1)),
         )
+
+    def require_kafka(self) -> KafkaConfig:
+        if self.kafka is None:
+            raise ValueError(f"job {self.job_name}: reading Kafka needs the `kafka` section of the job configuration")
+        return self.kafka
 
 
 def from_args(argv: list[str] | None = None) -> JobConfig:

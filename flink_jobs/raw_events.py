@@ -1,8 +1,9 @@
-"""raw_events: Kafka `http_events` -> validate and parse -> Iceberg `raw.http_events`.
+"""raw_events: Kafka `http_events` -> validate and parse -> de-duplicate by event_id -> `raw.http_events`.
 
 Messages that are not valid events go to `raw.dead_letter_events` with the reason and their Kafka
 partition/offset: nothing is dropped silently. Both inserts run in one statement set, so one job reads the
 topic once and both sinks commit on the same checkpoints (exactly-once through Iceberg's Flink sink).
+SQL: sql/sources/kafka.sql -> sql/http_events.sql -> sql/raw_events.sql.
 
 Submit with the deployer (`python -m infra deploy raw_events`), which runs
 `flink run -py flink_jobs/raw_events.py --config <job.json>` against the cluster's REST address.
@@ -11,32 +12,31 @@ Submit with the deployer (`python -m infra deploy raw_events`), which runs
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 from flink_jobs import sql_files
-from flink_jobs.environment import create_table_environment, kafka_source_options
+from flink_jobs.environment import create_table_environment, source_params
 from flink_jobs.job_config import JobConfig, from_args
 
+if TYPE_CHECKING:
+    from pyflink.table import StatementSet
 
-def build(config: JobConfig) -> object:
+SQL_FILES = ("http_events.sql", "raw_events.sql")  # after sources/<kind>.sql (kafka, or file for tests)
+
+
+def build(config: JobConfig) -> StatementSet:
     """Register the source and views, return the statement set of the job's inserts (not yet executed)."""
     t_env = create_table_environment(config)
-    params = {
-        "catalog": config.iceberg.catalog_name,
-        "kafka_source_options": sql_files.with_options(kafka_source_options(config.kafka)),
-    }
-    statement_set = t_env.create_statement_set()
-    for statement in sql_files.load("raw_events.sql", params):
-        if statement.lstrip().upper().startswith("INSERT"):
-            statement_set.add_insert_sql(statement)
-        else:
-            t_env.execute_sql(statement)
-    return statement_set
+    # the de-duplication remembers each event_id this long (the job's only keyed state)
+    t_env.get_config().set("table.exec.state.ttl", f"{config.streaming.dedup_ttl_hours}h")
+    return sql_files.statement_set(t_env, [f"sources/{config.source.kind}.sql", *SQL_FILES], source_params(config))
 
 
 def main(argv: list[str] | None = None) -> None:
     config = from_args(argv)
-    statement_set = build(config)
-    statement_set.execute()  # type: ignore[attr-defined]
+    result = build(config).execute()
+    if config.source.bounded:  # a local run over a file: wait for it (a cluster submission is detached)
+        result.wait()
 
 
 if __name__ == "__main__":

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flink_jobs import SQL_DIR
+
+if TYPE_CHECKING:
+    from pyflink.table import StatementSet, TableEnvironment
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_][a-z0-9_]*)\s*\}\}")
 
@@ -40,3 +45,16 @@ def with_options(options: dict[str, str]) -> str:
         return "'" + str(value).replace("'", "''") + "'"
 
     return ",\n  ".join(f"{q(k)} = {q(v)}" for k, v in options.items())
+
+
+def statement_set(t_env: TableEnvironment, files: Iterable[str], params: dict[str, str]) -> StatementSet:
+    """Run the DDL of `files` in order; collect their INSERTs into one statement set (one job, one read of the
+    source, every sink committing on the same checkpoints)."""
+    inserts = t_env.create_statement_set()
+    for name in files:
+        for statement in load(name, params):
+            if statement.lstrip().upper().startswith("INSERT"):
+                inserts.add_insert_sql(statement)
+            else:
+                t_env.execute_sql(statement)
+    return inserts

@@ -29,7 +29,7 @@ from infra.services import dagster, demo, flink, flink_jobs, kafka, postgres
 log = get_logger("infra.cli")
 
 COMPONENTS = ("kafka", "catalog", "flink", "jobs", "dagster", "demo", "traffic")
-DEFAULT_JOBS = ("raw_events",)
+DEFAULT_JOBS = ("raw_events", "windows")
 
 
 def _selected(names: list[str]) -> list[str]:

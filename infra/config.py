@@ -116,6 +116,19 @@ class FlinkSection(_Section):
         return (self.rest_url or f"http://{self.host}:{self.rest_port}").rstrip("/")
 
 
+class StreamingSection(_Section):
+    """Event-time semantics of the Flink jobs (architecture notes, "Semantics users rely on")."""
+
+    out_of_orderness_seconds: int = Field(default=5, ge=0)
+    idle_timeout_seconds: int = Field(default=30, ge=1)
+    allowed_lateness_seconds: int = Field(default=0, ge=0)
+    session_gap_minutes: int = Field(default=30, ge=1)
+    dedup_ttl_hours: int = Field(default=24, ge=1)
+    funnel_steps: int = Field(default=4, ge=2)
+    funnel_timeout_minutes: int = Field(default=30, ge=1)
+    replay_lookahead_minutes: int = Field(default=360, ge=0)
+
+
 class IcebergSection(_Section):
     catalog_name: str = "lake"
     catalog: Literal["jdbc", "rest"] = "jdbc"
@@ -214,6 +227,7 @@ class Settings(BaseSettings):
     paths: PathsSection = PathsSection()
     kafka: KafkaSection = KafkaSection()
     flink: FlinkSection = FlinkSection()
+    streaming: StreamingSection = StreamingSection()
     iceberg: IcebergSection = IcebergSection()
     postgres: PostgresSection = PostgresSection()
     dagster: DagsterSection = DagsterSection()

@@ -21,6 +21,7 @@ from pyiceberg.transforms import DayTransform
 from pyiceberg.types import (
     DoubleType,
     IntegerType,
+    ListType,
     LongType,
     NestedField,
     StringType,
@@ -152,7 +153,97 @@ DEAD_LETTER_EVENTS = TableSpec(
     ),
 )
 
-TABLES: list[TableSpec] = [HTTP_EVENTS, DEAD_LETTER_EVENTS]
+LATE_EVENTS = TableSpec(
+    identifier="raw.late_events",
+    doc="Events a window job could not count (behind its watermark, plus allowed lateness), with the window missed.",
+    day_partition_on="event_time",
+    schema=_fields(
+        ("event_id", StringType(), True, "the late event"),
+        ("event_time", TimestamptzType(), True, "its event time"),
+        ("service", StringType(), True, "web service"),
+        ("route", StringType(), True, "route template"),
+        ("status_code", IntegerType(), True, "HTTP status"),
+        ("user_id", StringType(), False, "user, if any"),
+        ("job_name", StringType(), True, "the Flink job that could not count it"),
+        ("window_name", StringType(), True, "which of the job's windows (sql_windows: all of windows.sql)"),
+        ("window_start", TimestamptzType(), True, "start of the (1-minute) window it missed"),
+        ("window_end", TimestamptzType(), True, "end of that window"),
+        ("watermark", TimestamptzType(), False, "the job's watermark when the event arrived"),
+        ("kafka_partition", IntegerType(), False, "Kafka partition"),
+        ("kafka_offset", LongType(), False, "Kafka offset"),
+        ("detected_at", TimestamptzType(), False, "when the job routed it here"),
+    ),
+)
+
+
+def _window_table(
+    identifier: str, doc: str, *columns: tuple[str, Any, bool, str], start: str = "window_start"
+) -> TableSpec:
+    return TableSpec(identifier=identifier, doc=doc, day_partition_on=start, schema=_fields(*columns))
+
+
+_WINDOW = (
+    ("window_start", TimestamptzType(), True, "window start (UTC, inclusive)"),
+    ("window_end", TimestamptzType(), True, "window end (UTC, exclusive)"),
+)
+API_REQUESTS_PER_MINUTE = _window_table(
+    "speed.api_requests_per_minute",
+    "TUMBLE 1 minute: requests per service, route and status (flink_jobs/sql/windows.sql).",
+    *_WINDOW,
+    ("service", StringType(), True, "web service"),
+    ("route", StringType(), True, "route template"),
+    ("status_code", IntegerType(), True, "HTTP status"),
+    ("request_count", LongType(), True, "distinct events"),
+    ("error_count", LongType(), True, "distinct events with status >= 500"),
+    ("avg_duration_ms", DoubleType(), False, "mean duration"),
+    ("p50_duration_ms", DoubleType(), False, "median duration"),
+    ("p95_duration_ms", DoubleType(), False, "95th percentile duration"),
+    ("max_duration_ms", DoubleType(), False, "slowest request"),
+)
+API_TRAFFIC_SLIDING_5M = _window_table(
+    "speed.api_traffic_sliding_5m",
+    "HOP 5 minutes, sliding by 1 minute: traffic and error rate per service and route.",
+    *_WINDOW,
+    ("service", StringType(), True, "web service"),
+    ("route", StringType(), True, "route template"),
+    ("request_count", LongType(), True, "distinct events in the 5 minutes"),
+    ("error_count", LongType(), True, "distinct events with status >= 500"),
+    ("error_rate", DoubleType(), True, "error_count / request_count"),
+    ("requests_per_second", DoubleType(), True, "request_count / 300"),
+    ("p95_duration_ms", DoubleType(), False, "95th percentile duration"),
+)
+USER_SESSIONS = _window_table(
+    "speed.user_sessions",
+    "SESSION windows (gap: streaming.session_gap_minutes): a user's visits per service.",
+    ("session_start", TimestamptzType(), True, "first request"),
+    ("session_end", TimestamptzType(), True, "last request + the session gap"),
+    ("service", StringType(), True, "web service"),
+    ("user_key", StringType(), True, "user id, else client address"),
+    ("user_id", StringType(), False, "user id, if the user was known"),
+    ("last_request_at", TimestamptzType(), True, "last request"),
+    ("request_count", LongType(), True, "distinct events"),
+    ("error_count", LongType(), True, "distinct events with status >= 500"),
+    ("distinct_routes", LongType(), True, "how many routes were visited"),
+    ("routes", ListType(100, StringType(), element_required=False), False, "the routes visited"),
+    start="session_start",
+)
+API_DAILY_RUNNING_TOTALS = _window_table(
+    "speed.api_daily_running_totals",
+    "CUMULATE 1 day in 1-hour steps: running daily totals per service (window_end: the step).",
+    *_WINDOW,
+    ("service", StringType(), True, "web service"),
+    ("request_count", LongType(), True, "distinct events since the day's start"),
+    ("error_count", LongType(), True, "distinct events with status >= 500"),
+    ("distinct_users", LongType(), True, "distinct user ids"),
+)
+
+SPEED_TABLES: list[TableSpec] = [
+    API_REQUESTS_PER_MINUTE,
+    API_TRAFFIC_SLIDING_5M,
+    USER_SESSIONS,
+    API_DAILY_RUNNING_TOTALS,
+]
+TABLES: list[TableSpec] = [HTTP_EVENTS, DEAD_LETTER_EVENTS, LATE_EVENTS, *SPEED_TABLES]
 NAMESPACES = ("raw", "speed", "batch")
 
 

@@ -76,6 +76,8 @@ def job_config(settings: Settings, name: str) -> dict[str, Any]:
             "warehouse": settings.warehouse,
             "properties": {**settings.iceberg.properties, **iceberg.jdbc_credentials(settings)},
         },
+        "source": {"kind": "kafka"},
+        "streaming": settings.streaming.model_dump(),
         "checkpoint_interval_seconds": settings.flink.checkpoint_interval_seconds,
         "parallelism": settings.flink.parallelism,
     }

@@ -56,8 +56,9 @@ def test_up_serves_every_service(stack):
     overview = flink.overview(s)
     assert overview["taskmanagers"] == 1
     assert overview["jobs-running"] >= 1
-    job = flink_jobs.find_job(s, "raw_events")
-    assert job is not None and job["state"] == "RUNNING"
+    for name in ("raw_events", "windows"):
+        job = flink_jobs.find_job(s, name)
+        assert job is not None and job["state"] == "RUNNING", name
     assert httpx.get(f"http://{s.demo.host}:{s.demo.port}/healthz", timeout=5).status_code == 200
 
 
