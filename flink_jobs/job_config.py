@@ -28,16 +28,13 @@ class IcebergConfig:
 
 @dataclass(frozen=True)
 class StreamingConfig:
-    """Event-time semantics (pipeline.yaml `streaming:`)."""
+    """Event-time semantics: pipeline.yaml `streaming:`, whose defaults live in infra/config.py only."""
 
-    out_of_orderness_seconds: int = 5
-    idle_timeout_seconds: int = 30
-    allowed_lateness_seconds: int = 0
-    session_gap_minutes: int = 30
-    dedup_ttl_hours: int = 24
-    funnel_steps: int = 4
-    funnel_timeout_minutes: int = 30
-    replay_lookahead_minutes: int = 360
+    out_of_orderness_seconds: int
+    idle_timeout_seconds: int
+    session_gap_minutes: int
+    dedup_ttl_hours: int
+    replay_lookahead_minutes: int
 
 
 SOURCES = ("kafka", "file", "iceberg")
@@ -70,9 +67,9 @@ class SourceConfig:
 class JobConfig:
     job_name: str
     iceberg: IcebergConfig
+    streaming: StreamingConfig
     kafka: KafkaConfig | None = None
     source: SourceConfig = field(default_factory=SourceConfig)
-    streaming: StreamingConfig = field(default_factory=StreamingConfig)
     checkpoint_interval_seconds: int = 10
     parallelism: int = 1
 
@@ -83,7 +80,7 @@ class JobConfig:
             kafka=KafkaConfig(**data["kafka"]) if data.get("kafka") else None,
             iceberg=IcebergConfig(**data["iceberg"]),
             source=SourceConfig(**data.get("source", {})),
-            streaming=StreamingConfig(**data.get("streaming", {})),
+            streaming=StreamingConfig(**data["streaming"]),
             checkpoint_interval_seconds=int(data.get("checkpoint_interval_seconds", 10)),
             parallelism=int(data.get("parallelism", 1)),
         )

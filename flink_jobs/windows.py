@@ -71,17 +71,15 @@ def build(config: JobConfig) -> StatementSet:
         params |= {"read_from_ms": str(read_from), "read_until_ms": str(read_until)}
     statement_set = sql_files.statement_set(t_env, sql_files_for(config), params)
     catalog = config.iceberg.catalog_name
+    start, end = config.source.replay_start_ms, config.source.replay_end_ms
     for view, time_column in SINKS:
-        if replay and view in NOT_REPLAYABLE:
-            continue
-        if replay:
-            start, end = config.source.replay_start_ms, config.source.replay_end_ms
+        if not replay:
+            statement_set.add_insert_sql(f"INSERT INTO {catalog}.speed.{view} SELECT * FROM {view}")
+        elif view not in NOT_REPLAYABLE:
             statement_set.add_insert_sql(
                 f"INSERT OVERWRITE {catalog}.speed.{view} SELECT * FROM {view} "
                 f"WHERE {time_column} >= TO_TIMESTAMP_LTZ({start}, 3) AND {time_column} < TO_TIMESTAMP_LTZ({end}, 3)"
             )
-        else:
-            statement_set.add_insert_sql(f"INSERT INTO {catalog}.speed.{view} SELECT * FROM {view}")
     return statement_set
 
 

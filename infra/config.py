@@ -121,11 +121,8 @@ class StreamingSection(_Section):
 
     out_of_orderness_seconds: int = Field(default=5, ge=0)
     idle_timeout_seconds: int = Field(default=30, ge=1)
-    allowed_lateness_seconds: int = Field(default=0, ge=0)
     session_gap_minutes: int = Field(default=30, ge=1)
     dedup_ttl_hours: int = Field(default=24, ge=1)
-    funnel_steps: int = Field(default=4, ge=2)
-    funnel_timeout_minutes: int = Field(default=30, ge=1)
     replay_lookahead_minutes: int = Field(default=360, ge=0)
 
 

@@ -50,6 +50,7 @@ class Lake:
                 "properties": iceberg.jdbc_credentials(self.settings),
             },
             "source": {"kind": "file", "path": str(source)},
+            "streaming": self.settings.streaming.model_dump(),
             # a bounded run commits at its end; no checkpoint before it is needed
             "checkpoint_interval_seconds": 60,
             **overrides,
