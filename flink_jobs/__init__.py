@@ -38,4 +38,9 @@ JOBS: dict[str, JobSpec] = {
         entry=PACKAGE_DIR / "windows.py",
         description="Flink SQL windows (tumble, hop, session, cumulate) -> speed.*; late events -> raw.late_events",
     ),
+    "datastream_windows": JobSpec(
+        name="datastream_windows",
+        entry=PACKAGE_DIR / "datastream_windows.py",
+        description="DataStream windows: per-minute with allowed lateness, checkout funnel count window with timeout",
+    ),
 }

@@ -8,6 +8,7 @@ from flink_jobs import sql_files
 from flink_jobs.job_config import IcebergConfig, JobConfig, KafkaConfig, SourceConfig
 
 if TYPE_CHECKING:
+    from pyflink.datastream import StreamExecutionEnvironment
     from pyflink.table import TableEnvironment
 
 
@@ -40,11 +41,18 @@ def kafka_source_options(kafka: KafkaConfig) -> dict[str, str]:
     return options
 
 
-def create_table_environment(config: JobConfig, *, streaming: bool = True) -> TableEnvironment:
-    from pyflink.table import EnvironmentSettings, TableEnvironment
+def create_table_environment(
+    config: JobConfig, *, streaming: bool = True, stream_env: StreamExecutionEnvironment | None = None
+) -> TableEnvironment:
+    """The job's table environment; over `stream_env` (a StreamTableEnvironment) when the job mixes SQL with
+    the DataStream API."""
+    from pyflink.table import EnvironmentSettings, StreamTableEnvironment, TableEnvironment
 
     settings = EnvironmentSettings.in_streaming_mode() if streaming else EnvironmentSettings.in_batch_mode()
-    t_env = TableEnvironment.create(settings)
+    if stream_env is not None:
+        t_env: TableEnvironment = StreamTableEnvironment.create(stream_env, settings)
+    else:
+        t_env = TableEnvironment.create(settings)
     conf = t_env.get_config()
     conf.set("pipeline.name", config.job_name)
     # event times are UTC instants; TIMESTAMP_LTZ columns map to Iceberg timestamptz
@@ -60,6 +68,9 @@ def create_table_environment(config: JobConfig, *, streaming: bool = True) -> Ta
             # a watermark after every event that advances it (WatermarkAssignerOperator emits when the
             # watermark moved by more than the interval): lateness over a file is exact and repeatable
             conf.set("pipeline.auto-watermark-interval", "0ms")
+            # Python operators hold a watermark back until their bundle of elements is done, so an element
+            # that arrived after it would be processed before it: one element per bundle keeps the order
+            conf.set("python.fn-execution.bundle.size", "1")
     t_env.execute_sql(
         f"CREATE CATALOG {config.iceberg.catalog_name} WITH (\n  "
         f"{sql_files.with_options(catalog_options(config.iceberg))}\n)"

@@ -35,6 +35,9 @@ class StreamingConfig:
     session_gap_minutes: int
     dedup_ttl_hours: int
     replay_lookahead_minutes: int
+    allowed_lateness_seconds: int
+    funnel_routes: tuple[str, ...]
+    funnel_timeout_minutes: int
 
 
 SOURCES = ("kafka", "file", "iceberg")
@@ -80,7 +83,9 @@ class JobConfig:
             kafka=KafkaConfig(**data["kafka"]) if data.get("kafka") else None,
             iceberg=IcebergConfig(**data["iceberg"]),
             source=SourceConfig(**data.get("source", {})),
-            streaming=StreamingConfig(**data["streaming"]),
+            streaming=StreamingConfig(
+                **{**data["streaming"], "funnel_routes": tuple(data["streaming"]["funnel_routes"])}
+            ),
             checkpoint_interval_seconds=int(data.get("checkpoint_interval_seconds", 10)),
             parallelism=int(data.get("parallelism", 1)),
         )

@@ -6,6 +6,9 @@
     install                only install (Flink venv, Kafka and connector jars)
     clean                  stop everything and delete all state (var/ and the catalog's data)
     deploy JOB             deploy or upgrade one Flink job
+    replay JOB DAY [DAY]   Kappa replay: the job's SQL in batch mode over raw.http_events of the days (UTC,
+                           YYYY-MM-DD, end day included), overwriting those day partitions of speed.*
+    maintain               compact small files, collapse re-firings, expire old snapshots (--help: options)
     lock / lock-jars       rewrite infra/requirements/*.lock or the jar checksums after a version change
 
 Components, in start order: kafka, catalog (its database and the Iceberg tables), flink, jobs, dagster, demo,
@@ -15,12 +18,14 @@ traffic.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
-from infra import iceberg, install, logs
+from infra import iceberg, install, logs, maintenance
 from infra.config import ConfigError, Settings, load_settings
 from infra.logs import get_logger
 from infra.process import ServiceError
@@ -29,7 +34,7 @@ from infra.services import dagster, demo, flink, flink_jobs, kafka, postgres
 log = get_logger("infra.cli")
 
 COMPONENTS = ("kafka", "catalog", "flink", "jobs", "dagster", "demo", "traffic")
-DEFAULT_JOBS = ("raw_events", "windows")
+DEFAULT_JOBS = ("raw_events", "windows", "datastream_windows")
 
 
 def _selected(names: list[str]) -> list[str]:
@@ -192,6 +197,72 @@ def status(settings: Settings) -> int:
     return 0
 
 
+def _at_least(minimum: float, cast: Callable[[str], float]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        value = cast(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum:g}, got {text}")
+        return value
+
+    return parse
+
+
+def _add_maintain_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    defaults = maintenance.Options()
+    p = sub.add_parser(
+        "maintain",
+        help="compact small files, collapse re-firings, expire old snapshots",
+        description="Per Iceberg table: rewrite each past day partition with many small files into one file "
+        "(keeping only the latest firing of each window), then expire old snapshots and delete the files only "
+        "they referenced. Prints a JSON summary; see infra/maintenance.py.",
+    )
+    tables = [spec.identifier for spec in iceberg.TABLES]
+    p.add_argument("--table", choices=tables, metavar="TABLE", help="only this table: " + ", ".join(tables))
+    p.add_argument(
+        "--min-files",
+        type=_at_least(1, int),
+        default=defaults.min_files,
+        help="rewrite a day partition holding at least this many data files (default: %(default)s)",
+    )
+    p.add_argument(
+        "--retain-hours",
+        type=_at_least(0, float),
+        default=defaults.retain_hours,
+        help="expire snapshots older than this; the current one is always kept (default: %(default)s)",
+    )
+    p.add_argument("--include-today", action="store_true", help="rewrite today's (UTC) partitions too")
+    p.add_argument("--dry-run", action="store_true", help="only report what would be done")
+
+
+def maintain(settings: Settings, args: argparse.Namespace) -> int:
+    """Print the summary as JSON; exit status 1 when some partition could not be rewritten."""
+    options = maintenance.Options(
+        min_files=int(args.min_files),
+        retain_hours=float(args.retain_hours),
+        include_today=args.include_today,
+        dry_run=args.dry_run,
+    )
+    tables = [spec for spec in iceberg.TABLES if spec.identifier == args.table] if args.table else []
+    summary = maintenance.run(settings, options, tables)
+    print(json.dumps(summary, indent=2))
+    return 1 if any(t["status"].startswith("failed") for t in summary["tables"].values()) else 0
+
+
+def _day(text: str) -> datetime:
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a day (YYYY-MM-DD): {text!r}") from None
+
+
+def replay(settings: Settings, job: str, first: datetime, last: datetime | None) -> None:
+    end = (last or first) + timedelta(days=1)
+    if end <= first:
+        raise ConfigError(f"replay: the last day {last:%Y-%m-%d} is before the first {first:%Y-%m-%d}")
+    job_id = flink_jobs.replay(settings, job, int(first.timestamp() * 1000), int(end.timestamp() * 1000))
+    print(f"replayed {job} over [{first:%Y-%m-%d}, {end:%Y-%m-%d}) (Flink job {job_id})")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m infra", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -207,6 +278,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("job", choices=sorted(flink_jobs.JOBS))
     sub.add_parser("lock")
     sub.add_parser("lock-jars")
+    p = sub.add_parser("replay", help="Kappa replay of whole days (UTC) from raw.http_events")
+    p.add_argument("job", choices=flink_jobs.REPLAYABLE)
+    p.add_argument("first_day", type=_day, metavar="DAY")
+    p.add_argument("last_day", type=_day, nargs="?", metavar="LAST_DAY", help="default: DAY")
+    _add_maintain_parser(sub)
     args = parser.parse_args(argv)
     logs.configure()
     try:
@@ -229,6 +305,10 @@ def main(argv: list[str] | None = None) -> int:
             install.lock_python()
         elif args.command == "lock-jars":
             install.lock_jars()
+        elif args.command == "replay":
+            replay(settings, args.job, args.first_day, args.last_day)
+        elif args.command == "maintain":
+            return maintain(settings, args)
     except (ConfigError, ServiceError, install.InstallError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

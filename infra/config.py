@@ -124,6 +124,10 @@ class StreamingSection(_Section):
     session_gap_minutes: int = Field(default=30, ge=1)
     dedup_ttl_hours: int = Field(default=24, ge=1)
     replay_lookahead_minutes: int = Field(default=360, ge=0)
+    # the DataStream job (flink_jobs/datastream_windows.py)
+    allowed_lateness_seconds: int = Field(default=0, ge=0)
+    funnel_routes: list[str] = Field(default_factory=lambda: ["/cart/items", "/checkout", "/payments"], min_length=2)
+    funnel_timeout_minutes: int = Field(default=30, ge=1)
 
 
 class IcebergSection(_Section):

@@ -94,12 +94,31 @@ def _prepare_sqlite(settings: Settings) -> None:
 
 
 @dataclass(frozen=True)
+class Refirings:
+    """An append-only table of window firings (allowed lateness > 0 fires a window again): readers see the
+    latest firing of each window through `view`; maintenance keeps only that row."""
+
+    view: str  # the identifier readers use, e.g. speed.requests_per_route_minute
+    window_key: tuple[str, ...]
+    firing_column: str = "firing"
+
+    def latest_sql(self, relation: str) -> str:
+        """The one definition of "latest firing per window", as SQL over `relation` (DuckDB)."""
+        key = ", ".join(self.window_key)
+        return (
+            f"SELECT * FROM {relation} "
+            f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY {self.firing_column} DESC) = 1"
+        )
+
+
+@dataclass(frozen=True)
 class TableSpec:
     identifier: str
     schema: Schema
     day_partition_on: str | None = None
     properties: dict[str, str] = field(default_factory=dict)
     doc: str = ""
+    refirings: Refirings | None = None
 
 
 def _fields(*columns: tuple[str, Any, bool, str]) -> Schema:
@@ -177,9 +196,15 @@ LATE_EVENTS = TableSpec(
 
 
 def _window_table(
-    identifier: str, doc: str, *columns: tuple[str, Any, bool, str], start: str = "window_start"
+    identifier: str,
+    doc: str,
+    *columns: tuple[str, Any, bool, str],
+    start: str = "window_start",
+    refirings: Refirings | None = None,
 ) -> TableSpec:
-    return TableSpec(identifier=identifier, doc=doc, day_partition_on=start, schema=_fields(*columns))
+    return TableSpec(
+        identifier=identifier, doc=doc, day_partition_on=start, schema=_fields(*columns), refirings=refirings
+    )
 
 
 _WINDOW = (
@@ -237,11 +262,44 @@ API_DAILY_RUNNING_TOTALS = _window_table(
     ("distinct_users", LongType(), True, "distinct user ids"),
 )
 
+REQUESTS_PER_ROUTE_MINUTE_FIRINGS = _window_table(
+    "speed.requests_per_route_minute_firings",
+    "DataStream 1-minute window with allowed lateness (flink_jobs/datastream_windows.py): one row per firing, "
+    "append-only; a late event inside the allowed lateness fires the window again with the next `firing`. "
+    "Read it through the view speed.requests_per_route_minute (the latest firing of each window).",
+    *_WINDOW,
+    ("service", StringType(), True, "web service"),
+    ("route", StringType(), True, "route template"),
+    ("request_count", LongType(), True, "events counted so far in the window"),
+    ("error_count", LongType(), True, "of which status >= 500"),
+    ("firing", IntegerType(), True, "0 when the watermark passed the window end, 1, 2, ... for late re-firings"),
+    ("fired_at", TimestamptzType(), True, "wall-clock time of the firing"),
+    ("watermark", TimestamptzType(), False, "the window operator's watermark when it fired"),
+    refirings=Refirings(
+        view="speed.requests_per_route_minute", window_key=("window_start", "window_end", "service", "route")
+    ),
+)
+CHECKOUT_FUNNELS = _window_table(
+    "speed.checkout_funnels",
+    "Count window with timeout (flink_jobs/datastream_windows.py): a user's checkout funnel closes after "
+    "len(streaming.funnel_routes) funnel requests or streaming.funnel_timeout_minutes, whichever comes first.",
+    *_WINDOW,
+    ("service", StringType(), True, "web service"),
+    ("user_key", StringType(), True, "user id, else client address"),
+    ("steps", IntegerType(), True, "funnel requests in the window"),
+    ("deepest_step", IntegerType(), True, "1-based position in streaming.funnel_routes of the furthest step reached"),
+    ("last_route", StringType(), True, "route of the last funnel request"),
+    ("outcome", StringType(), True, "completed (the last step succeeded) | abandoned"),
+    ("closed_by", StringType(), True, "count (all steps arrived) | timeout"),
+)
+
 SPEED_TABLES: list[TableSpec] = [
     API_REQUESTS_PER_MINUTE,
     API_TRAFFIC_SLIDING_5M,
     USER_SESSIONS,
     API_DAILY_RUNNING_TOTALS,
+    REQUESTS_PER_ROUTE_MINUTE_FIRINGS,
+    CHECKOUT_FUNNELS,
 ]
 TABLES: list[TableSpec] = [HTTP_EVENTS, DEAD_LETTER_EVENTS, LATE_EVENTS, *SPEED_TABLES]
 NAMESPACES = ("raw", "speed", "batch")

@@ -59,3 +59,14 @@ SELECT
   kafka_partition, kafka_offset, kafka_timestamp, proc_time
 FROM checked_http_events
 WHERE error_reason IS NULL;
+
+-- An event delivered twice (a spool replay after a lost acknowledgement) keeps its first delivery. Keeping the
+-- first row in processing time emits inserts only, so the Iceberg sink stays append-only. The reading job's state TTL
+-- (streaming.dedup_ttl_hours) bounds what is remembered. Only the jobs that select from this view pay for it.
+CREATE TEMPORARY VIEW unique_http_events AS
+SELECT *
+FROM (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY proc_time ASC) AS delivery
+  FROM valid_http_events
+)
+WHERE delivery = 1;

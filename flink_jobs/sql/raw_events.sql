@@ -1,16 +1,5 @@
 -- raw_events: valid events -> raw.http_events (each event_id once), malformed -> raw.dead_letter_events.
--- Runs after sources/kafka.sql and http_events.sql. Placeholders: {{ catalog }}.
-
--- An event delivered twice (a spool replay after a lost acknowledgement) keeps its first delivery. Keeping the
--- first row in processing time emits inserts only, so the Iceberg sink stays append-only. The job's state TTL
--- (streaming.dedup_ttl_hours) bounds what is remembered.
-CREATE TEMPORARY VIEW unique_http_events AS
-SELECT *
-FROM (
-  SELECT *, ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY proc_time ASC) AS delivery
-  FROM valid_http_events
-)
-WHERE delivery = 1;
+-- Runs after sources/kafka.sql and http_events.sql (whose unique_http_events it reads). Placeholders: {{ catalog }}.
 
 INSERT INTO {{ catalog }}.`raw`.http_events
 SELECT

@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,19 +126,41 @@ def latest_restore_point(settings: Settings, name: str) -> str | None:
     return max(candidates)[1] if candidates else None
 
 
-def _submit(settings: Settings, name: str, restore_from: str | None) -> str:
+def _package_zip(settings: Settings, name: str) -> Path:
+    """The flink_jobs package as a zip next to the job's configuration (files in a fixed order and time, so
+    the same code gives the same bytes)."""
+    path = job_dir(settings, name) / "flink_jobs.zip"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for file in spec(name).source_files():
+            info = zipfile.ZipInfo(f"flink_jobs/{file.relative_to(PACKAGE_DIR).as_posix()}", (1980, 1, 1, 0, 0, 0))
+            archive.writestr(info, file.read_bytes(), zipfile.ZIP_DEFLATED)
+    return path
+
+
+def _flink_run(
+    settings: Settings,
+    name: str,
+    config: dict[str, Any],
+    config_name: str,
+    *,
+    detached: bool,
+    timeout: float,
+    restore_from: str | None = None,
+) -> str:
+    """`flink run` the job's entry with `config` against the cluster; the job id it printed."""
     job = spec(name)
-    config_path = job_dir(settings, name) / "config.json"
+    config_path = job_dir(settings, name) / config_name
     config_path.parent.mkdir(parents=True, exist_ok=True)
     config_path.touch(mode=0o600)  # it carries the catalog database's credentials
     config_path.chmod(0o600)
-    config_path.write_text(json.dumps(job_config(settings, name), indent=2))
+    config_path.write_text(json.dumps(config, indent=2))
     python = str(flink_python(settings))
     argv = [
         "bash",
         str(pyflink_dir(settings) / "bin" / "flink"),
         "run",
-        "--detached",
+        *(["--detached"] if detached else []),
         *flink.cli_target(settings),
         "-py",
         str(job.entry),
@@ -145,20 +168,50 @@ def _submit(settings: Settings, name: str, restore_from: str | None) -> str:
         python,
         "-pyexec",
         python,
+        "-pyfs",  # the Python workers on the TaskManagers import flink_jobs from it
+        str(_package_zip(settings, name)),
     ]
     if restore_from:
         argv += ["--fromSavepoint", restore_from]
     argv += ["--config", str(config_path)]
     env = {**os.environ, **flink.flink_env(settings), "PYTHONPATH": str(REPO_ROOT)}
-    log.info("submitting", job=name, restore_from=restore_from or "none")
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=settings.flink.submit_timeout_seconds)
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout)
     match = re.search(r"JobID ([0-9a-f]{32})", proc.stdout + proc.stderr)
     if proc.returncode != 0 or not match:
         # keep the Python traceback and the causes; drop Java stack frames
         lines = (proc.stdout + proc.stderr).splitlines()
         output = "\n".join(ln for ln in lines if not ln.lstrip().startswith(("at ", "... ")))[-4000:]
-        raise ServiceError(f"submitting Flink job {name} failed (exit {proc.returncode}):\n{output}")
+        raise ServiceError(f"Flink job {name} ({config_name}) failed (exit {proc.returncode}):\n{output}")
     return match.group(1)
+
+
+def _submit(settings: Settings, name: str, restore_from: str | None) -> str:
+    log.info("submitting", job=name, restore_from=restore_from or "none")
+    return _flink_run(
+        settings, name, job_config(settings, name), "config.json", detached=True,
+        timeout=settings.flink.submit_timeout_seconds, restore_from=restore_from,
+    )  # fmt: skip
+
+
+REPLAYABLE = ("windows",)
+
+
+def replay(settings: Settings, name: str, start_ms: int, end_ms: int, timeout: float = 3600) -> str:
+    """Kappa replay: run the job's SQL in batch mode on the cluster over raw.http_events of [start_ms, end_ms)
+    and overwrite that range's day partitions of its speed tables; wait for the end. Returns the job id."""
+    if name not in REPLAYABLE:
+        raise ServiceError(f"Flink job {name!r} has no replay; replayable: {', '.join(REPLAYABLE)}")
+    if end_ms <= start_ms:
+        raise ServiceError(f"replay range is empty: start {start_ms} >= end {end_ms}")
+    config = job_config(settings, name) | {
+        "job_name": f"{name}-replay",
+        "source": {"kind": "iceberg", "replay_start_ms": start_ms, "replay_end_ms": end_ms},
+    }
+    started = time.monotonic()
+    log.info("replay_started", job=name, start_ms=start_ms, end_ms=end_ms)
+    job_id = _flink_run(settings, name, config, "replay.json", detached=False, timeout=timeout)
+    log.info("replay_done", job=name, job_id=job_id, seconds=round(time.monotonic() - started, 1))
+    return job_id
 
 
 def _wait_running(settings: Settings, job_id: str, timeout: float = 120) -> None:

@@ -69,12 +69,15 @@ def run_module(settings: Settings, module: str, config_path: Path) -> None:
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     if proc.returncode != 0:
+        log_file = config_path.with_suffix(".log")
+        log_file.write_text(proc.stderr)
         errors = [
             line
             for line in proc.stderr.splitlines()
             if ("Exception" in line or "Error" in line) and not line.lstrip().startswith("at ")
         ]
-        raise AssertionError(f"flink_jobs.{module} failed:\n" + "\n".join(errors[-15:] or [proc.stderr[-4000:]]))
+        shown = "\n".join(errors[-15:] or [proc.stderr[-4000:]])
+        raise AssertionError(f"flink_jobs.{module} failed (whole output: {log_file}):\n{shown}")
 
 
 @pytest.fixture(scope="session")
