@@ -16,7 +16,6 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import duckdb
 
@@ -64,11 +63,3 @@ def connect(settings: Settings, tables: Iterable[iceberg.TableSpec] = ()) -> duc
     con.execute("SET TimeZone = 'UTC'")
     register(con, settings, tables)
     return con
-
-
-def query(settings: Settings, sql: str) -> list[dict[str, Any]]:
-    """Rows of `sql` over the lake's views, as dicts."""
-    with connect(settings) as con:
-        relation = con.sql(sql)
-        columns = relation.columns
-        return [dict(zip(columns, row, strict=True)) for row in relation.fetchall()]
