@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 from flink_jobs import sql_files
@@ -58,6 +59,9 @@ def create_table_environment(
     # event times are UTC instants; TIMESTAMP_LTZ columns map to Iceberg timestamptz
     conf.set("table.local-time-zone", "UTC")
     conf.set("parallelism.default", str(config.parallelism))
+    if config.source.bounded:
+        # a run over a file or a replay fails with its first error instead of restarting in a loop
+        conf.set("restart-strategy.type", "none")
     if streaming:
         # the Iceberg sink commits once per checkpoint: the interval is the freshness of the tables
         conf.set("execution.checkpointing.interval", f"{config.checkpoint_interval_seconds}s")
@@ -68,9 +72,9 @@ def create_table_environment(
             # a watermark after every event that advances it (WatermarkAssignerOperator emits when the
             # watermark moved by more than the interval): lateness over a file is exact and repeatable
             conf.set("pipeline.auto-watermark-interval", "0ms")
-            # Python operators hold a watermark back until their bundle of elements is done, so an element
-            # that arrived after it would be processed before it: one element per bundle keeps the order
-            conf.set("python.fn-execution.bundle.size", "1")
+            # a file is read on a local mini-cluster: Python UDFs in thread mode embed this interpreter (on a
+            # cluster, `flink run -pyexec` names it); without it they look for a `python` on the PATH
+            conf.set("python.executable", sys.executable)
     t_env.execute_sql(
         f"CREATE CATALOG {config.iceberg.catalog_name} WITH (\n  "
         f"{sql_files.with_options(catalog_options(config.iceberg))}\n)"

@@ -75,6 +75,7 @@ class JobConfig:
     source: SourceConfig = field(default_factory=SourceConfig)
     checkpoint_interval_seconds: int = 10
     parallelism: int = 1
+    python_execution_mode: str = "process"  # of the SQL jobs' Python UDFs: process | thread
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JobConfig:
@@ -88,6 +89,7 @@ class JobConfig:
             ),
             checkpoint_interval_seconds=int(data.get("checkpoint_interval_seconds", 10)),
             parallelism=int(data.get("parallelism", 1)),
+            python_execution_mode=str(data.get("python_execution_mode", "process")),
         )
 
     def require_kafka(self) -> KafkaConfig:

@@ -1,6 +1,7 @@
 """raw_events: Kafka `http_events` -> validate and parse -> de-duplicate by event_id -> `raw.http_events`.
 
-Messages that are not valid events go to `raw.dead_letter_events` with the reason and their Kafka
+Each event gets a device class (a Python UDF, flink_jobs/udfs.py) and a bot flag (built-in REGEXP) from its
+User-Agent. Messages that are not valid events go to `raw.dead_letter_events` with the reason and their Kafka
 partition/offset: nothing is dropped silently. Both inserts run in one statement set, so one job reads the
 topic once and both sinks commit on the same checkpoints (exactly-once through Iceberg's Flink sink).
 SQL: sql/sources/kafka.sql -> sql/http_events.sql -> sql/raw_events.sql.
@@ -14,7 +15,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
-from flink_jobs import sql_files
+from flink_jobs import sql_files, udfs, user_agent
 from flink_jobs.environment import create_table_environment, source_params
 from flink_jobs.job_config import JobConfig, from_args
 
@@ -29,7 +30,9 @@ def build(config: JobConfig) -> StatementSet:
     t_env = create_table_environment(config)
     # the de-duplication remembers each event_id this long (the job's only keyed state)
     t_env.get_config().set("table.exec.state.ttl", f"{config.streaming.dedup_ttl_hours}h")
-    return sql_files.statement_set(t_env, [f"sources/{config.source.kind}.sql", *SQL_FILES], source_params(config))
+    udfs.register(t_env, execution_mode=config.python_execution_mode)
+    params = source_params(config) | {"bot_pattern": user_agent.BOT_PATTERN.replace("'", "''")}
+    return sql_files.statement_set(t_env, [f"sources/{config.source.kind}.sql", *SQL_FILES], params)
 
 
 def main(argv: list[str] | None = None) -> None:

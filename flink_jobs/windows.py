@@ -33,15 +33,15 @@ SINKS: tuple[tuple[str, str], ...] = (
     ("api_daily_running_totals", "window_start"),
 )
 # Flink 2.0 plans no SESSION window in batch mode ("Unaligned windows like session are not supported in batch
-# mode yet"): a replay leaves speed.user_sessions as the stream wrote it (open work, see README).
-NOT_REPLAYABLE = frozenset({"user_sessions"})
+# mode yet"): a replay recomputes speed.user_sessions from this view of user_sessions_replay.sql instead
+REPLAY_VIEWS = {"user_sessions": "user_sessions_replay"}
 # the longest window reaching back from a row's start: a session's gap, or the 5-minute HOP
 HOP_SIZE_MINUTES = 5
 
 
 def sql_files_for(config: JobConfig) -> list[str]:
     if config.source.kind == "iceberg":
-        return ["sources/iceberg.sql", "windows.sql"]
+        return ["sources/iceberg.sql", "windows.sql", "user_sessions_replay.sql"]
     return [f"sources/{config.source.kind}.sql", "http_events.sql", "late_events.sql", "windows.sql"]
 
 
@@ -75,9 +75,9 @@ def build(config: JobConfig) -> StatementSet:
     for view, time_column in SINKS:
         if not replay:
             statement_set.add_insert_sql(f"INSERT INTO {catalog}.speed.{view} SELECT * FROM {view}")
-        elif view not in NOT_REPLAYABLE:
+        else:
             statement_set.add_insert_sql(
-                f"INSERT OVERWRITE {catalog}.speed.{view} SELECT * FROM {view} "
+                f"INSERT OVERWRITE {catalog}.speed.{view} SELECT * FROM {REPLAY_VIEWS.get(view, view)} "
                 f"WHERE {time_column} >= TO_TIMESTAMP_LTZ({start}, 3) AND {time_column} < TO_TIMESTAMP_LTZ({end}, 3)"
             )
     return statement_set

@@ -19,6 +19,7 @@ from pyiceberg.schema import Schema
 from pyiceberg.table import Table
 from pyiceberg.transforms import DayTransform
 from pyiceberg.types import (
+    BooleanType,
     DoubleType,
     IntegerType,
     ListType,
@@ -155,6 +156,9 @@ HTTP_EVENTS = TableSpec(
         ("kafka_offset", LongType(), False, "Kafka offset of the event"),
         ("kafka_timestamp", TimestamptzType(), False, "Kafka record timestamp"),
         ("ingested_at", TimestamptzType(), False, "when Flink wrote the row"),
+        # added after the first release: new columns go last, where schema evolution puts them in old tables
+        ("device_class", StringType(), False, "from user_agent: bot, tablet, mobile, tv, console, desktop, other"),
+        ("is_bot", BooleanType(), False, "user_agent names a crawler, monitor or HTTP library"),
     ),
 )
 
@@ -306,13 +310,20 @@ NAMESPACES = ("raw", "speed", "batch")
 
 
 def ensure_tables(settings: Settings, tables: list[TableSpec] | None = None) -> list[str]:
-    """Create the namespaces and tables that do not exist yet; return the identifiers created."""
+    """Create the namespaces and tables that do not exist yet, and add the columns a newer release gave an
+    existing table (appended, by name: the jobs insert by position); return the identifiers created."""
     catalog = load(settings)
     for namespace in NAMESPACES:
         catalog.create_namespace_if_not_exists(namespace)
     created = []
     for spec in tables or TABLES:
         if catalog.table_exists(spec.identifier):
+            table = catalog.load_table(spec.identifier)
+            missing = [f.name for f in spec.schema.fields if f.name not in table.schema().column_names]
+            if missing:
+                with table.update_schema() as update:
+                    update.union_by_name(spec.schema)
+                log.info("table_columns_added", table=spec.identifier, columns=",".join(missing))
             continue
         table = catalog.create_table(
             spec.identifier,

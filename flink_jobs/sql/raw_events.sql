@@ -1,5 +1,7 @@
 -- raw_events: valid events -> raw.http_events (each event_id once), malformed -> raw.dead_letter_events.
--- Runs after sources/kafka.sql and http_events.sql (whose unique_http_events it reads). Placeholders: {{ catalog }}.
+-- Runs after sources/kafka.sql and http_events.sql (whose unique_http_events it reads).
+-- device_class is a Python UDF (flink_jobs/udfs.py); the bot flag is the built-in REGEXP over the pattern of
+-- flink_jobs/user_agent.py. Placeholders: {{ catalog }}, {{ bot_pattern }}.
 
 INSERT INTO {{ catalog }}.`raw`.http_events
 SELECT
@@ -22,7 +24,9 @@ SELECT
   kafka_partition,
   kafka_offset,
   CAST(kafka_timestamp AS TIMESTAMP_LTZ(6)),
-  CAST(CURRENT_TIMESTAMP AS TIMESTAMP_LTZ(6))
+  CAST(CURRENT_TIMESTAMP AS TIMESTAMP_LTZ(6)),
+  device_class(user_agent),
+  COALESCE(REGEXP(user_agent, '{{ bot_pattern }}'), FALSE)
 FROM unique_http_events;
 
 INSERT INTO {{ catalog }}.`raw`.dead_letter_events

@@ -81,6 +81,7 @@ def job_config(settings: Settings, name: str) -> dict[str, Any]:
         "streaming": settings.streaming.model_dump(),
         "checkpoint_interval_seconds": settings.flink.checkpoint_interval_seconds,
         "parallelism": settings.flink.parallelism,
+        "python_execution_mode": settings.flink.python_execution_mode,
     }
 
 

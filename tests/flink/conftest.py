@@ -40,6 +40,11 @@ class Lake:
         """Run `flink_jobs.<module>` over `messages` (one per line) on a local mini-cluster; wait for its end."""
         source = self.root / f"{name}.jsonl"
         source.write_text("".join(m + "\n" for m in messages))
+        config_path = self.write_config(name, {"source": {"kind": "file", "path": str(source)}, **overrides})
+        run_module(self.settings, module, config_path)
+
+    def write_config(self, name: str, overrides: dict[str, Any]) -> Path:
+        """A job configuration for this lake (a bounded run commits at its end: checkpoints every 60 s)."""
         config = {
             "job_name": name,
             "iceberg": {
@@ -49,24 +54,26 @@ class Lake:
                 "warehouse": self.settings.warehouse,
                 "properties": iceberg.jdbc_credentials(self.settings),
             },
-            "source": {"kind": "file", "path": str(source)},
             "streaming": self.settings.streaming.model_dump(),
-            # a bounded run commits at its end; no checkpoint before it is needed
             "checkpoint_interval_seconds": 60,
+            "python_execution_mode": self.settings.flink.python_execution_mode,
             **overrides,
         }
         config_path = self.root / f"{name}.json"
         config_path.write_text(json.dumps(config))
-        run_module(self.settings, module, config_path)
+        return config_path
+
+
+def mini_cluster_env(settings: Settings) -> dict[str, str]:
+    """Environment of a local mini-cluster run: the connector jars a cluster has in its lib/ on the class path."""
+    jars = sorted(str(p) for p in install.jar_dir(settings, "flink").glob("*.jar"))
+    return {**os.environ, "PYTHONPATH": str(REPO_ROOT), "HADOOP_CLASSPATH": os.pathsep.join(jars)}
 
 
 def run_module(settings: Settings, module: str, config_path: Path) -> None:
-    # the connector jars a cluster has in its lib/ go on the local mini-cluster's class path
-    jars = sorted(str(p) for p in install.jar_dir(settings, "flink").glob("*.jar"))
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "HADOOP_CLASSPATH": os.pathsep.join(jars)}
     proc = subprocess.run(
         [str(install.flink_python(settings)), "-m", f"flink_jobs.{module}", "--config", str(config_path)],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
+        cwd=REPO_ROOT, env=mini_cluster_env(settings), capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     if proc.returncode != 0:
         log_file = config_path.with_suffix(".log")
@@ -80,27 +87,47 @@ def run_module(settings: Settings, module: str, config_path: Path) -> None:
         raise AssertionError(f"flink_jobs.{module} failed (whole output: {log_file}):\n{shown}")
 
 
+@dataclass
+class Sandbox:
+    """The services of these tests: a var/ of their own, free ports, started through the CLI a user runs."""
+
+    env: dict[str, str]
+    settings: Settings
+
+    def cli(self, *args: str) -> None:
+        proc = subprocess.run(
+            [sys.executable, "-m", "infra", *args], cwd=REPO_ROOT, env=self.env, capture_output=True, text=True,
+            timeout=300,
+        )  # fmt: skip
+        assert proc.returncode == 0, f"infra {' '.join(args)}:\n{proc.stderr[-3000:]}"
+
+
 @pytest.fixture(scope="session")
-def catalog_settings() -> Iterator[Settings]:
-    """The Flink environment installed, and an embedded PostgreSQL for the Iceberg catalog."""
+def flink_sandbox() -> Iterator[Sandbox]:
+    """The Flink environment installed, and an embedded PostgreSQL for the Iceberg catalog (other services
+    on demand: `flink_sandbox.cli("up", "kafka")`; `down` at the end stops whatever was started)."""
     var_dir = sandbox.scratch_var_dir("flinktest-")
     env = sandbox.environment(var_dir)
     overrides = {k: v for k, v in env.items() if k.startswith("PIPELINE_")}
-    cli = [sys.executable, "-m", "infra"]
     saved = dict(os.environ)
     os.environ.update(overrides)
+    box = Sandbox(env=env, settings=load_settings())
     try:
-        settings = load_settings()
-        install.ensure_flink_venv(settings)
-        install.ensure_jars(settings, "flink")
-        proc = subprocess.run([*cli, "up", "catalog"], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        yield settings
+        install.ensure_flink_venv(box.settings)
+        install.ensure_jars(box.settings, "flink")
+        box.cli("up", "catalog")
+        yield box
     finally:
-        subprocess.run([*cli, "down", "catalog"], cwd=REPO_ROOT, env=env, capture_output=True, timeout=120)
+        down = [sys.executable, "-m", "infra", "down"]
+        subprocess.run(down, cwd=REPO_ROOT, env=env, capture_output=True, timeout=300)
         os.environ.clear()
         os.environ.update(saved)
         shutil.rmtree(var_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def catalog_settings(flink_sandbox: Sandbox) -> Settings:
+    return flink_sandbox.settings
 
 
 @pytest.fixture

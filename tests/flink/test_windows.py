@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.flink.conftest import Lake
+from tests.unit.test_user_agent import CORPUS
 
 pytestmark = pytest.mark.slow
 
@@ -42,6 +43,17 @@ MESSAGES = [
     event("e5", "10:45:00", "/b", 200, "u1", 12),  # u1 again after 44 min: a new session
     event("e6", "10:45:20", "/a", 404, None, 8, client_address="10.0.0.1"),  # anonymous: keyed by address
 ]
+
+
+# the unit tests' User-Agent corpus, two days before (outside every window and replay range above)
+def corpus_event(i: int, header: str | None) -> str:
+    return json.dumps({
+        "event_id": f"ua{i}", "event_time": "2026-11-23T12:00:00.000Z", "service": "ua-corpus", "method": "GET",
+        "route": "/", "path": "/", "status_code": 200, "duration_ms": 1.0, "user_agent": header,
+    })  # fmt: skip
+
+
+USER_AGENTS = [corpus_event(i, header) for i, (header, _) in enumerate(CORPUS)]
 
 TUMBLE = {  # (window_start, route, status) -> (request_count, error_count, max_duration_ms)
     (at("10:00:00"), "/a", 200): (1, 0, 10.0),
@@ -95,6 +107,7 @@ def check_speed_tables(lake: Lake) -> None:
         for r in lake.rows("speed.user_sessions")
     }
     assert sessions == SESSIONS
+    assert len(lake.rows("speed.user_sessions")) == len(SESSIONS)
 
     totals = sorted((r["window_end"], r["request_count"], r["error_count"], r["distinct_users"])
                     for r in lake.rows("speed.api_daily_running_totals"))  # fmt: skip
@@ -113,20 +126,24 @@ def test_windows_streaming_exact_rows_late_events_and_kappa_replay(lake: Lake) -
 
     # Kappa: raw_events lands the same messages in raw.http_events (each event_id once, the late one included,
     # the malformed one in the dead letters) ...
-    lake.run_job("raw_events", MESSAGES, name="raw_events")
-    raw_ids = sorted(r["event_id"] for r in lake.rows("raw.http_events", ("event_id",)))
-    assert raw_ids == ["e1", "e2", "e3", "e4", "e5", "e6", "late1"]
+    lake.run_job("raw_events", MESSAGES + USER_AGENTS, name="raw_events")
+    raw = {r["event_id"]: r for r in lake.rows("raw.http_events", ("event_id", "service", "device_class", "is_bot"))}
+    assert sorted(i for i, r in raw.items() if r["service"] == "shop") == ["e1", "e2", "e3", "e4", "e5", "e6", "late1"]
     assert [r["error_reason"] for r in lake.rows("raw.dead_letter_events")] == ["not a JSON object"]
+    # the device class (Python UDF) and the bot flag (built-in REGEXP) of every header of the unit tests' corpus
+    assert [(raw[f"ua{i}"]["device_class"], raw[f"ua{i}"]["is_bot"]) for i in range(len(CORPUS))] == [
+        (expected, expected == "bot") for _, expected in CORPUS
+    ]
 
     # ... a replay of the day from it rewrites the day's partitions of speed.*: without the late event, the
     # same rows as the stream (with it, the stream's rows plus what only a recomputation can count)
-    raw = lake.catalog().load_table("raw.http_events")
-    raw.delete("event_id == 'late1'")
+    table = lake.catalog().load_table("raw.http_events")
+    table.delete("event_id == 'late1'")
     day_ms = int(DAY.timestamp() * 1000)
     replay = {"kind": "iceberg", "replay_start_ms": day_ms, "replay_end_ms": day_ms + 86_400_000}
     lake.run_job("windows", [], name="replay", source=replay)
-    # overwritten, not appended: still one row per window and key (speed.user_sessions is not replayed yet:
-    # Flink 2.0 has no SESSION window in batch mode, flink_jobs/windows.py NOT_REPLAYABLE)
+    # overwritten, not appended: still one row per window and key, sessions included (recomputed by
+    # user_sessions_replay.sql: Flink 2.0 has no SESSION window in batch mode)
     check_speed_tables(lake)
     snapshots = lake.catalog().load_table("speed.api_requests_per_minute").snapshots()
     assert snapshots[-1].summary is not None and snapshots[-1].summary.operation.value == "overwrite"

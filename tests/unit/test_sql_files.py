@@ -21,7 +21,7 @@ def test_with_options_quotes():
 
 
 def test_raw_events_sql_has_both_sinks():
-    statements = sql_files.load("raw_events.sql", {"catalog": "lake", "kafka_source_options": "'k' = 'v'"})
+    statements = sql_files.load("raw_events.sql", {"catalog": "lake", "bot_pattern": "(?i)bot"})
     inserts = [s for s in statements if s.startswith("INSERT")]
     assert [s.splitlines()[0] for s in inserts] == [
         "INSERT INTO lake.`raw`.http_events",

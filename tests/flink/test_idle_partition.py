@@ -1,0 +1,122 @@
+"""An idle Kafka partition does not hold the watermark back (streaming.idle_timeout_seconds): the windows job on
+a local mini-cluster reads a real two-partition topic (a broker started through `python -m infra up kafka`).
+
+Partition 1 gets one event at 10:00:20 and then nothing; partition 0 keeps sending (its watermark 10:01:25).
+Without idleness the job's watermark would stay at partition 1's 10:00:15 and the 10:00 minute would never
+close; with it, partition 1 is skipped after the timeout, the 10:00 window fires with exactly its three events,
+and an event for 10:00 that partition 1 sends afterwards is late: raw.late_events, not counted."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from infra import install
+from infra.config import REPO_ROOT
+from infra.services.kafka import client_config
+from tests.flink.conftest import Lake, Sandbox, mini_cluster_env
+from tests.flink.test_windows import at, event
+
+pytestmark = pytest.mark.slow
+
+IDLE_TIMEOUT_SECONDS = 2
+
+
+@pytest.fixture(scope="module")
+def broker(flink_sandbox: Sandbox) -> Iterator[Sandbox]:
+    flink_sandbox.cli("up", "kafka")
+    yield flink_sandbox
+    flink_sandbox.cli("down", "kafka")
+
+
+def _wait_for(check, timeout: float, what: str):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(1)
+    pytest.fail(f"timed out waiting for {what}; last result: {last!r}")
+
+
+def test_an_idle_partition_does_not_hold_the_watermark_back(broker: Sandbox, lake: Lake) -> None:
+    settings = broker.settings
+    topic = f"idle-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient(client_config(settings))
+    admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])[topic].result(30)
+    producer = Producer({**client_config(settings), "enable.idempotence": True})
+
+    def send(partition: int, message: str) -> None:
+        producer.produce(topic, message.encode(), partition=partition)
+        assert producer.flush(10) == 0
+
+    send(0, event("p0-1", "10:00:05", "/a", 200, "u1", 1))
+    send(1, event("p1-1", "10:00:20", "/a", 200, "u2", 1))  # then partition 1 falls silent
+    send(0, event("p0-2", "10:00:40", "/a", 200, "u1", 1))
+
+    config_path = lake.write_config("idle", {
+        "kafka": {"bootstrap_servers": settings.kafka.servers, "topic": topic, "group_id": f"flink-{topic}"},
+        "source": {"kind": "kafka"},
+        "streaming": {**settings.streaming.model_dump(), "idle_timeout_seconds": IDLE_TIMEOUT_SECONDS},
+        "checkpoint_interval_seconds": 1,
+    })  # fmt: skip
+    # the job is unbounded: keep its client (and with it the local mini-cluster) alive until the test ends
+    run = (
+        "import sys; from flink_jobs import windows; from flink_jobs.job_config import from_args; "
+        "windows.build(from_args(sys.argv[1:])).execute().wait()"
+    )
+    log = (lake.root / "idle.log").open("w")
+    job = subprocess.Popen(
+        [str(install.flink_python(settings)), "-c", run, "--config", str(config_path)],
+        cwd=REPO_ROOT, env=mini_cluster_env(settings), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    stop = threading.Event()
+
+    def keep_partition_0_busy() -> None:
+        # partition 0 stays active at 10:01:30 (watermark 10:01:25): were it idle too, the whole source would
+        # be idle and no watermark would move
+        i = 0
+        while not stop.is_set():
+            send(0, event(f"p0-busy-{i}", "10:01:30", "/busy", 200, "u1", 1))
+            i += 1
+            time.sleep(0.5)
+
+    busy = threading.Thread(target=keep_partition_0_busy, daemon=True)
+    busy.start()
+    try:
+
+        def minute_rows() -> list[tuple[datetime, str, int, int]]:
+            rows = lake.rows("speed.api_requests_per_minute")
+            return sorted((r["window_start"], r["route"], r["status_code"], r["request_count"]) for r in rows)
+
+        def late_rows() -> list[tuple[str, datetime, str]]:
+            rows = lake.rows("raw.late_events")
+            return [(r["event_id"], r["window_start"], r["job_name"]) for r in rows]
+
+        assert _wait_for(minute_rows, 150, f"the 10:00 window (job log: {lake.root / 'idle.log'})") == [
+            (at("10:00:00"), "/a", 200, 3)
+        ]
+        # partition 1 speaks again, about a minute the watermark has passed: late, counted nowhere else
+        send(1, event("p1-late", "10:00:50", "/a", 200, "u2", 1))
+        assert _wait_for(late_rows, 60, "the late event") == [("p1-late", at("10:00:00"), "idle")]
+        time.sleep(3)  # a few more checkpoints: the window is not re-emitted, the late event not counted
+        assert minute_rows() == [(at("10:00:00"), "/a", 200, 3)]
+        assert job.poll() is None, (lake.root / "idle.log").read_text()[-3000:]
+    finally:
+        stop.set()
+        busy.join(5)
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait(30)
+        log.close()
+        admin.delete_topics([topic])
