@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import json
 
-from bench import catalog, interceptor, platform
+from bench import catalog, interceptor, platform, streaming, udf
 
 
 def main() -> None:
-    results = {"platform": platform.run(), "interceptor": interceptor.run(), "catalog": catalog.run()}
+    results = {
+        "platform": platform.run(),
+        "interceptor": interceptor.run(),
+        "catalog": catalog.run(),
+        "streaming": streaming.run(),
+        "udf": udf.run(),
+    }
     print(json.dumps(results, indent=2))
 
 
