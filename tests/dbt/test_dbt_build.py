@@ -1,0 +1,160 @@
+"""`dbt build` (models, data tests, unit tests) on data that went through the real pipeline: raw_events, windows
+and datastream_windows on a local mini-cluster over two hours of generated traffic (funnels completed and
+abandoned, server errors, bots, a duplicate delivery, late events, malformed messages) into Iceberg; dbt reads
+it offline through DuckDB. Then a row broken on purpose makes exactly the matching data test fail."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from infra import iceberg
+from infra.config import REPO_ROOT, Settings, env_var, load_settings
+from tests.flink.conftest import Lake
+
+pytestmark = pytest.mark.slow
+
+DAY = datetime(2026, 11, 24, tzinfo=UTC)
+FUNNEL = ("/cart/items", "/checkout", "/payments")
+FUNNEL_STEPS = (3, 1, 2)  # 30 funnels in turn: 10 completed, 10 stopped after step 1, 10 after step 2
+AGENTS = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148",
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+)
+
+
+def message(n: int, e: dict[str, Any], rng: random.Random) -> str:
+    return json.dumps({
+        "event_id": f"e{n}", "event_time": e["at"].strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+        "service": "shop", "method": "POST" if e["route"].startswith(FUNNEL) else "GET", "route": e["route"],
+        "path": e["route"], "status_code": e["status"], "duration_ms": round(rng.uniform(2, 400), 3),
+        "user_id": e["user"], "user_agent": AGENTS[n % 3 if n % 10 == 0 else n % 2],
+    })  # fmt: skip
+
+
+def traffic() -> list[str]:
+    """Two hours of a shop, in arrival order: browsing, funnels (some complete, some stop), errors, bots, a
+    duplicate delivery, two events an hour late, two malformed messages."""
+    rng = random.Random(11)
+    events: list[dict[str, Any]] = []
+    for i in range(1500):
+        at = DAY + timedelta(hours=10, seconds=i * 4.8)
+        user = f"u{rng.randint(1, 40)}"
+        route = rng.choice(("/products", "/products/{product_id}", "/search"))
+        events.append({"at": at, "user": user, "route": route, "status": 503 if i % 37 == 0 else 200})
+        if i % 50 == 0:  # a buyer's funnel: all three steps, or stops after one or two
+            for step, funnel_route in enumerate(FUNNEL[: FUNNEL_STEPS[(i // 50) % 3]]):
+                events.append({"at": at + timedelta(seconds=20 * (step + 1)), "user": f"buyer{i}",
+                               "route": funnel_route, "status": 200})  # fmt: skip
+    events.sort(key=lambda e: e["at"])
+    messages = [message(n, e, rng) for n, e in enumerate(events)]
+    messages.insert(300, messages[299])  # a duplicate delivery
+    for k in (1, 2):  # an hour behind the stream when they arrive
+        late = json.loads(messages[1200 + k])
+        late |= {"event_id": f"late{k}", "event_time": late["event_time"].replace("T11:", "T10:", 1)}
+        messages.insert(1200 + k, json.dumps(late))
+    messages[500:500] = ["{not json", json.dumps({"event_id": "x", "service": "shop"})]
+    return messages
+
+
+@pytest.fixture(scope="module")
+def filled_lake(catalog_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lake]:
+    root = tmp_path_factory.mktemp("dbt-lake")
+    settings = load_settings(iceberg={"catalog_name": "dbt_lake", "warehouse": (root / "warehouse").as_uri()})
+    iceberg.ensure_tables(settings)
+    lake = Lake(settings=settings, root=root)
+    messages = traffic()
+    for job in ("raw_events", "windows", "datastream_windows"):
+        lake.run_job(job, messages, name=job)
+    yield lake
+
+
+@pytest.fixture(scope="module")
+def build(filled_lake: Lake) -> subprocess.CompletedProcess[str]:
+    # the jobs are done: every late event is checked against raw.http_events, however recent
+    return dbt(filled_lake, "build", "--vars", "{late_events_settle_minutes: 0}")
+
+
+def dbt(lake: Lake, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        env_var("iceberg.catalog_name"): lake.settings.iceberg.catalog_name,
+        env_var("iceberg.warehouse"): lake.settings.warehouse,
+        "DBT_DUCKDB_PATH": str(lake.root / "lake.duckdb"),
+        "DBT_TARGET_PATH": str(lake.root / "dbt-target"),
+        "DBT_LOG_PATH": str(lake.root / "dbt-logs"),
+    }
+    dbt_bin = Path(sys.executable).parent / "dbt"
+    return subprocess.run(
+        [str(dbt_bin), *args, "--project-dir", str(REPO_ROOT / "dbt"), "--profiles-dir", str(REPO_ROOT / "dbt")],
+        cwd=REPO_ROOT / "dbt", env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+
+def summary(proc: subprocess.CompletedProcess[str]) -> str:
+    """What failed and why: dbt's own summary at the end of its output."""
+    out = proc.stdout
+    start = out.find("Completed with")
+    return out[start:][-6000:] if start >= 0 else out[-6000:]
+
+
+def test_dbt_build_passes_on_pipeline_output(build: subprocess.CompletedProcess[str]) -> None:
+    assert build.returncode == 0, summary(build)
+    assert "ERROR=0" in build.stdout and "PASS=" in build.stdout, summary(build)
+
+
+def test_marts_hold_the_numbers_of_the_traffic(build: subprocess.CompletedProcess[str], filled_lake: Lake) -> None:
+    messages = traffic()
+    valid_ids = set()
+    for message in messages:
+        try:
+            event = json.loads(message)
+        except ValueError:
+            continue
+        if "route" in event:
+            valid_ids.add(event["event_id"])
+    with duckdb.connect(str(filled_lake.root / "lake.duckdb"), read_only=True) as con:
+        quality = con.sql(
+            "SELECT event_count, late_event_count FROM pipeline_quality_daily WHERE day = DATE '2026-11-24'"
+        ).fetchall()
+        dead_letters = con.sql("SELECT sum(dead_letter_count) FROM pipeline_quality_daily").fetchone()
+        funnels = con.sql(
+            "SELECT funnels_started, funnels_completed, abandoned_at_step_1, abandoned_at_step_2, "
+            "abandoned_at_step_3_or_later FROM checkout_funnel_conversion"
+        ).fetchall()
+        health = con.sql("SELECT sum(request_count) FROM api_health_daily").fetchone()
+    # each event once (the duplicate delivery too), the two late ones among them
+    assert quality == [(len(valid_ids), 2)]
+    assert dead_letters == (2,)
+    assert funnels == [(30, 10, 10, 10, 0)]
+    assert health == (len(valid_ids),)
+
+
+def test_a_broken_row_fails_the_matching_data_test(filled_lake: Lake) -> None:
+    """An event with a status outside HTTP's range (which raw_events would never write) appended to
+    raw.http_events: exactly the status range test fails, and everything else still passes."""
+    table = filled_lake.catalog().load_table("raw.http_events")
+    good = table.scan(limit=1).to_arrow()
+    for column, value in (("status_code", pa.array([999], pa.int32())), ("event_id", pa.array(["broken-1"]))):
+        good = good.set_column(good.schema.get_field_index(column), good.schema.field(column), value)
+    broken = good
+    table.append(broken)
+    try:
+        proc = dbt(filled_lake, "build", "--select", "stg_http_events")
+        failed = [line for line in proc.stdout.splitlines() if " FAIL " in line]
+        assert proc.returncode != 0
+        assert len(failed) == 1 and "expression_is_true_stg_http_events_status_code" in failed[0], proc.stdout[-3000:]
+    finally:
+        table.delete("event_id == 'broken-1'")
