@@ -26,6 +26,7 @@ from infra.config import REPO_ROOT
 from infra.services.kafka import client_config
 from tests.flink.conftest import Lake, Sandbox, mini_cluster_env
 from tests.flink.test_windows import at, event
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -37,17 +38,6 @@ def broker(flink_sandbox: Sandbox) -> Iterator[Sandbox]:
     flink_sandbox.cli("up", "kafka")
     yield flink_sandbox
     flink_sandbox.cli("down", "kafka")
-
-
-def _wait_for(check, timeout: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(1)
-    pytest.fail(f"timed out waiting for {what}; last result: {last!r}")
 
 
 def test_an_idle_partition_does_not_hold_the_watermark_back(broker: Sandbox, lake: Lake) -> None:
@@ -104,12 +94,12 @@ def test_an_idle_partition_does_not_hold_the_watermark_back(broker: Sandbox, lak
             rows = lake.rows("raw.late_events")
             return [(r["event_id"], r["window_start"], r["job_name"]) for r in rows]
 
-        assert _wait_for(minute_rows, 150, f"the 10:00 window (job log: {lake.root / 'idle.log'})") == [
+        assert wait_for(minute_rows, 150, f"the 10:00 window (job log: {lake.root / 'idle.log'})") == [
             (at("10:00:00"), "/a", 200, 3)
         ]
         # partition 1 speaks again, about a minute the watermark has passed: late, counted nowhere else
         send(1, event("p1-late", "10:00:50", "/a", 200, "u2", 1))
-        assert _wait_for(late_rows, 60, "the late event") == [("p1-late", at("10:00:00"), "idle")]
+        assert wait_for(late_rows, 60, "the late event") == [("p1-late", at("10:00:00"), "idle")]
         time.sleep(3)  # a few more checkpoints: the window is not re-emitted, the late event not counted
         assert minute_rows() == [(at("10:00:00"), "/a", 200, 3)]
         assert job.poll() is None, (lake.root / "idle.log").read_text()[-3000:]

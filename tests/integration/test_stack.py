@@ -23,6 +23,7 @@ from infra.cli import DEFAULT_JOBS
 from infra.config import REPO_ROOT
 from infra.process import _alive, _group_members
 from infra.services import flink, flink_jobs, kafka
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -39,17 +40,6 @@ def _event(service: str, i: int) -> dict[str, object]:
         "duration_ms": float(i % 50),
         "user_id": f"u{i % 13}" if i % 3 else None,
     }
-
-
-def _wait_for(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(1)
-    pytest.fail(f"timed out waiting for {what}; last result: {last!r}")
 
 
 def test_up_serves_every_service(stack):
@@ -90,7 +80,7 @@ def test_known_events_land_exactly_once_in_raw_http_events(stack):
         ids = rows["event_id"].to_pylist()
         return ids if len(ids) >= len(expected) else None
 
-    ids = _wait_for(landed, 120, "the known events in raw.http_events")
+    ids = wait_for(landed, 120, "the known events in raw.http_events")
     time.sleep(5)  # a few more checkpoints: nothing may arrive twice
     ids = landed()
     assert len(ids) == len(expected)
@@ -102,7 +92,7 @@ def test_known_events_land_exactly_once_in_raw_http_events(stack):
         mine = [r for r in rows if r["payload"].encode() in malformed]
         return mine if len(mine) >= len(malformed) else None
 
-    rows = _wait_for(dead_letters, 60, "the malformed messages in raw.dead_letter_events")
+    rows = wait_for(dead_letters, 60, "the malformed messages in raw.dead_letter_events")
     reasons = {r["payload"]: r["error_reason"] for r in rows}
     assert len(rows) == len(malformed)
     assert reasons["{not json"] == "not a JSON object"
@@ -120,8 +110,8 @@ def test_traffic_flows_into_the_topic_and_the_table(stack):
         return table.scan(row_filter=f"service == '{s.demo.service_name}'", selected_fields=("event_id",)).count()
 
     offsets_before = sum(kafka.topic_end_offsets(s).values())
-    first = _wait_for(demo_rows, 120, "demo traffic in raw.http_events")
-    _wait_for(lambda: demo_rows() > first, 60, "raw.http_events to grow")
+    first = wait_for(demo_rows, 120, "demo traffic in raw.http_events")
+    wait_for(lambda: demo_rows() > first, 60, "raw.http_events to grow")
     assert sum(kafka.topic_end_offsets(s).values()) > offsets_before
 
 
@@ -186,11 +176,11 @@ def test_injected_late_and_malformed_messages_land_where_they_belong(stack):
         )  # fmt: skip
         assert proc.returncode == 0, proc.stderr[-2000:]
     # raw.http_events keeps late events (the batch layer and replays need them); malformed ones are dead letters
-    _wait_for(lambda: counts() == (late_before + 5, dead_before + 7) or None, 90, "injected messages in Iceberg")
+    wait_for(lambda: counts() == (late_before + 5, dead_before + 7) or None, 90, "injected messages in Iceberg")
     # each window job that could not count them says so, once per event: the SQL windows and the DataStream
     # minute window (they are not funnel requests, so the funnel has no opinion)
     expected = {("windows", "sql_windows"): 5, ("datastream_windows", "requests_per_route_minute"): 5}
-    _wait_for(lambda: late_rows() == expected or None, 90, "the late events in raw.late_events")
+    wait_for(lambda: late_rows() == expected or None, 90, "the late events in raw.late_events")
     time.sleep(6)  # a few more checkpoints: nothing arrives twice
     assert late_rows() == expected
 
@@ -215,7 +205,7 @@ def test_counts_stay_exact_when_the_taskmanager_is_killed_and_a_replay_gives_the
 
     first = [_event(service, i) for i in range(300)]
     produce(first)
-    _wait_for(lambda: raw_count() > 0, 120, "the first events in raw.http_events")
+    wait_for(lambda: raw_count() > 0, 120, "the first events in raw.http_events")
     taskmanager = stack.pids()["flink-taskmanager"]
     os.killpg(taskmanager, signal.SIGKILL)
     proc = stack.cli("up", timeout=600)  # starts a TaskManager again; the jobs recover by themselves
@@ -250,8 +240,8 @@ def test_counts_stay_exact_when_the_taskmanager_is_killed_and_a_replay_gives_the
             return int(con.sql(sql).fetchone()[0] or 0)  # type: ignore[index]
 
     # the windows close once the demo traffic moves the watermark past the last minute
-    _wait_for(lambda: raw_count() == len(events) and per_minute() == expected, 240, "exact counts after the kill")
-    _wait_for(lambda: route_minute_total() == len(events), 120, "the DataStream minute windows")
+    wait_for(lambda: raw_count() == len(events) and per_minute() == expected, 240, "exact counts after the kill")
+    wait_for(lambda: route_minute_total() == len(events), 120, "the DataStream minute windows")
     time.sleep(6)  # a few more checkpoints: nothing may arrive twice
     assert raw_count() == len(events)
     assert per_minute() == expected
@@ -270,8 +260,8 @@ def test_counts_stay_exact_when_the_taskmanager_is_killed_and_a_replay_gives_the
     produce(third)
     events += third
     expected = expected_per_minute()
-    _wait_for(lambda: route_minute_total() == len(events), 240, "the DataStream minute windows after the upgrade")
-    _wait_for(lambda: raw_count() == len(events) and per_minute() == expected, 120, "exact counts after it")
+    wait_for(lambda: route_minute_total() == len(events), 240, "the DataStream minute windows after the upgrade")
+    wait_for(lambda: raw_count() == len(events) and per_minute() == expected, 120, "exact counts after it")
     time.sleep(6)
     assert route_minute_total() == len(events)
 
