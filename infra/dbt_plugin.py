@@ -1,9 +1,15 @@
 """The dbt-duckdb plugin that gives dbt the lake (dbt/profiles.yml: `plugins: [{module: infra.dbt_plugin}]`).
 
-On every connection dbt opens it loads the DuckDB extensions from their PyPI packages' files and (re)creates
-the views `raw.*` and `speed.*` over each Iceberg table's current metadata, and the latest-firing views
-(`infra/lake.py`, the same views every other DuckDB reader gets): dbt reads what the catalog says now, offline,
-and never a copy. The settings are pipeline.yaml with its `PIPELINE_*` overrides, as everywhere else.
+Reading: on every connection dbt opens it loads the DuckDB extensions from their PyPI packages' files and
+(re)creates the views `raw.*`, `speed.*` and `batch.*` over each Iceberg table's current metadata, and the
+latest-firing views (`infra/lake.py`, the same views every other DuckDB reader gets): dbt reads what the catalog
+says now, offline, and never a copy.
+
+Writing (Lambda's batch layer): a model materialised `external` with `plugin: lake` is written by DuckDB to a
+Parquet file, then `store()` publishes it into its Iceberg table (`iceberg_table`), replacing exactly the rows
+of [`replace_from`, `replace_until`) of `replace_column` (a day partition: any engine reads the result), and
+points the DuckDB view of that table at the new snapshot. The settings are pipeline.yaml with its `PIPELINE_*`
+overrides, as everywhere else.
 """
 
 from __future__ import annotations
@@ -11,20 +17,55 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 from dbt.adapters.duckdb.plugins import BasePlugin
+from dbt.adapters.duckdb.utils import TargetConfig
 from duckdb import DuckDBPyConnection
 
-from infra import lake
+from infra import iceberg, lake
 from infra.config import load_settings
+from infra.logs import get_logger
+
+log = get_logger("infra.dbt_plugin")
+
+
+def _instant(day_or_instant: str) -> str:
+    """An ISO day is its first instant in UTC (what pyiceberg compares a timestamptz column with)."""
+    return f"{day_or_instant}T00:00:00+00:00" if len(day_or_instant) == 10 else day_or_instant
 
 
 class Plugin(BasePlugin):
     def initialize(self, plugin_config: dict[str, Any]) -> None:
         self.settings = load_settings()
-        if self.creds is not None and self.creds.path not in ("", ":memory:"):
-            # the database file lives under var/dbt/, which a fresh checkout does not have yet
-            Path(self.creds.path).parent.mkdir(parents=True, exist_ok=True)
+        self.connection: DuckDBPyConnection | None = None
+        if self.creds is not None:
+            # the database file and the batch models' Parquet live under var/dbt/, which a fresh checkout lacks
+            if self.creds.path not in ("", ":memory:"):
+                Path(self.creds.path).parent.mkdir(parents=True, exist_ok=True)
+            Path(self.creds.external_root).mkdir(parents=True, exist_ok=True)
 
     def configure_connection(self, conn: DuckDBPyConnection) -> None:
         conn.execute("SET TimeZone = 'UTC'")
         lake.register(conn, self.settings)
+        self.connection = conn
+
+    def store(self, target_config: TargetConfig) -> None:
+        config = target_config.config
+        identifier = config.get("iceberg_table")
+        column, start, end = (config.get(k) for k in ("replace_column", "replace_from", "replace_until"))
+        if not identifier or not (column and start and end):
+            raise ValueError(
+                f"model {target_config.relation}: plugin 'lake' needs the configs iceberg_table, replace_column, "
+                "replace_from and replace_until"
+            )
+        assert target_config.location is not None
+        table = iceberg.load(self.settings).load_table(identifier)
+        rows = pq.read_table(target_config.location.path)
+        arrow_schema = table.schema().as_arrow()
+        rows = rows.select(arrow_schema.names).cast(arrow_schema)
+        start, end = (_instant(str(day)) for day in (start, end))
+        table.overwrite(rows, overwrite_filter=f"{column} >= '{start}' and {column} < '{end}'")
+        log.info("batch_published", table=identifier, rows=rows.num_rows, replaced_from=start, replaced_until=end)
+        if self.connection is not None:
+            spec = next(s for s in iceberg.TABLES if s.identifier == identifier)
+            lake.register(self.connection, self.settings, [spec])

@@ -9,7 +9,7 @@ jobs only ever write into existing tables.
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -305,7 +305,17 @@ SPEED_TABLES: list[TableSpec] = [
     REQUESTS_PER_ROUTE_MINUTE_FIRINGS,
     CHECKOUT_FUNNELS,
 ]
-TABLES: list[TableSpec] = [HTTP_EVENTS, DEAD_LETTER_EVENTS, LATE_EVENTS, *SPEED_TABLES]
+# Lambda's batch layer (dbt/models/batch): the same measures recomputed from raw.http_events, same grain and
+# columns, one day partition rewritten per batch run. Kappa leaves them empty.
+BATCH_TABLES: list[TableSpec] = [
+    replace(
+        spec,
+        identifier=spec.identifier.replace("speed.", "batch.", 1),
+        doc=f"Batch layer (Lambda): {spec.identifier} recomputed from raw.http_events, a day partition per run.",
+    )
+    for spec in (API_REQUESTS_PER_MINUTE,)
+]
+TABLES: list[TableSpec] = [HTTP_EVENTS, DEAD_LETTER_EVENTS, LATE_EVENTS, *SPEED_TABLES, *BATCH_TABLES]
 NAMESPACES = ("raw", "speed", "batch")
 
 

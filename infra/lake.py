@@ -42,10 +42,16 @@ def _local(location: str) -> str:
     return location.removeprefix("file://") if location.startswith("file:///") else location.removeprefix("file:")
 
 
-def register(con: duckdb.DuckDBPyConnection, settings: Settings, tables: Iterable[iceberg.TableSpec] = ()) -> None:
-    """Load the extensions and (re)create the views of `tables` (default: all) on `con`."""
+def load_extensions(con: duckdb.DuckDBPyConnection) -> None:
+    """Load the extensions the lake's views need from their packages' files (a database file holding such views,
+    e.g. dbt's, needs them on every connection)."""
     for name in EXTENSIONS:
         con.execute(f"LOAD '{extension_file(name)}'")
+
+
+def register(con: duckdb.DuckDBPyConnection, settings: Settings, tables: Iterable[iceberg.TableSpec] = ()) -> None:
+    """Load the extensions and (re)create the views of `tables` (default: all) on `con`."""
+    load_extensions(con)
     catalog = iceberg.load(settings)
     for spec in tables or iceberg.TABLES:
         namespace = spec.identifier.split(".")[0]

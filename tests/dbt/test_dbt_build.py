@@ -19,7 +19,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from infra import iceberg
+from infra import iceberg, lake
 from infra.config import REPO_ROOT, Settings, env_var, load_settings
 from tests.flink.conftest import Lake
 
@@ -66,7 +66,10 @@ def traffic() -> list[str]:
         late |= {"event_id": f"late{k}", "event_time": late["event_time"].replace("T11:", "T10:", 1)}
         messages.insert(1200 + k, json.dumps(late))
     messages[500:500] = ["{not json", json.dumps({"event_id": "x", "service": "shop"})]
-    return messages
+    # the next day begins: the stream's minutes there are what a Lambda serving view shows after the closed day
+    next_day = [{"at": DAY + timedelta(days=1, seconds=30 * i), "user": "u1", "route": "/products", "status": 200}
+                for i in range(20)]  # fmt: skip
+    return messages + [message(10_000 + n, e, rng) for n, e in enumerate(next_day)]
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +98,7 @@ def dbt(lake: Lake, *args: str) -> subprocess.CompletedProcess[str]:
         "DBT_DUCKDB_PATH": str(lake.root / "lake.duckdb"),
         "DBT_TARGET_PATH": str(lake.root / "dbt-target"),
         "DBT_LOG_PATH": str(lake.root / "dbt-logs"),
+        "DBT_EXTERNAL_ROOT": str(lake.root / "dbt-external"),
     }
     dbt_bin = Path(sys.executable).parent / "dbt"
     return subprocess.run(
@@ -123,7 +127,7 @@ def test_marts_hold_the_numbers_of_the_traffic(build: subprocess.CompletedProces
             event = json.loads(message)
         except ValueError:
             continue
-        if "route" in event:
+        if "route" in event and event["event_time"].startswith("2026-11-24"):
             valid_ids.add(event["event_id"])
     with duckdb.connect(str(filled_lake.root / "lake.duckdb"), read_only=True) as con:
         quality = con.sql(
@@ -134,12 +138,53 @@ def test_marts_hold_the_numbers_of_the_traffic(build: subprocess.CompletedProces
             "SELECT funnels_started, funnels_completed, abandoned_at_step_1, abandoned_at_step_2, "
             "abandoned_at_step_3_or_later FROM checkout_funnel_conversion"
         ).fetchall()
-        health = con.sql("SELECT sum(request_count) FROM api_health_daily").fetchone()
+        health = con.sql("SELECT sum(request_count) FROM api_health_daily WHERE event_date = '2026-11-24'").fetchone()
     # each event once (the duplicate delivery too), the two late ones among them
     assert quality == [(len(valid_ids), 2)]
     assert dead_letters == (2,)
     assert funnels == [(30, 10, 10, 10, 0)]
     assert health == (len(valid_ids),)
+
+
+OFFLINE = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+LAMBDA = "{pipeline_mode: lambda, batch_start: 2026-11-24, batch_end: 2026-11-25, late_events_settle_minutes: 0}"
+
+
+def test_lambda_serves_batch_rows_for_the_closed_day_and_reconciles_exactly_the_late_events(
+    build: subprocess.CompletedProcess[str], filled_lake: Lake
+) -> None:
+    proc = dbt(filled_lake, "build", "--vars", LAMBDA)
+    assert proc.returncode == 0, summary(proc)
+    key = "window_start, service, route, status_code, request_count, error_count"
+    with duckdb.connect(str(filled_lake.root / "lake.duckdb"), read_only=True, config=OFFLINE) as con:
+        lake.load_extensions(con)
+        served = set(con.sql(f"SELECT {key}, layer FROM serving_api_requests_per_minute").fetchall())
+        batch = set(con.sql(f"SELECT {key}, 'batch' FROM batch_api_requests_per_minute").fetchall())
+        speed = set(con.sql(f"SELECT {key}, 'speed' FROM stg_requests_per_minute").fetchall())
+        reconciliation = con.sql(
+            "SELECT day, speed_count, batch_count, difference FROM reconciliation_daily"
+        ).fetchall()
+    closed_day = datetime(2026, 11, 24).date()
+    assert batch and served == batch | {row for row in speed if row[0].date() > closed_day}
+    assert {row[0].date() for row in served if row[-1] == "speed"} == {closed_day + timedelta(days=1)}
+    # the stream left out the two late events; the batch layer, reading raw.http_events, counts them
+    ((day, speed_count, batch_count, difference),) = reconciliation
+    assert (day, difference) == (closed_day, 2) and batch_count == speed_count + 2
+    # any engine reads the published batch layer: the Iceberg table holds the same rows
+    published = filled_lake.rows("batch.api_requests_per_minute", ("request_count",))
+    assert sum(r["request_count"] for r in published) == batch_count
+
+    # a tolerance of 0 makes the reconciliation test fail on those two events
+    strict = dbt(
+        filled_lake,
+        "test",
+        "--select",
+        "reconciliation_daily",
+        "--vars",
+        LAMBDA[:-1] + ", reconciliation_tolerance: 0}",
+    )
+    failed = [line for line in strict.stdout.splitlines() if " FAIL " in line]
+    assert strict.returncode != 0 and len(failed) == 1 and "relative_difference" in failed[0], summary(strict)
 
 
 def test_a_broken_row_fails_the_matching_data_test(filled_lake: Lake) -> None:
