@@ -2,9 +2,9 @@
 
     device_class(user_agent) -> STRING   a scalar Python UDF (raw_events writes it to raw.http_events)
 
-It runs in the job's Python worker: in a separate process (`python.execution-mode: process`, Flink's default,
-rows cross to Python and back in Arrow-free batches over gRPC) or embedded in the TaskManager's JVM
-(`thread`, PEMJA: no serialisation, no extra process). `flink.python_execution_mode` picks one; bench/udf.py
+It runs in a separate Python worker process (`python.execution-mode: process`, Flink's default: rows cross
+to Python and back in batches over gRPC, Apache Beam's Fn API) or inside the TaskManager's JVM (`thread`,
+PEMJA: no serialisation, no extra process). `flink.python_execution_mode` picks one; bench/udf.py
 compares both with the built-in regex and a vectorised (pandas) UDF on the same query. The pandas and
 `is_bot` variants exist for that comparison: production SQL uses the built-in REGEXP for the bot flag.
 """
