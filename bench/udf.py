@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import uuid
@@ -103,9 +104,7 @@ def run(events: int = 800_000) -> dict[str, Any]:
             result["ratio_to_builtin"] = round(result["events_per_second"] / builtin, 3)
         return {"events": events, "parallelism": 1, "variants": results}
     finally:
-        for file in folder.glob("*"):
-            file.unlink()
-        folder.rmdir()
+        shutil.rmtree(folder)
 
 
 def main() -> None:

@@ -77,11 +77,11 @@ def filled_lake(catalog_settings: Settings, tmp_path_factory: pytest.TempPathFac
     root = tmp_path_factory.mktemp("dbt-lake")
     settings = load_settings(iceberg={"catalog_name": "dbt_lake", "warehouse": (root / "warehouse").as_uri()})
     iceberg.ensure_tables(settings)
-    lake = Lake(settings=settings, root=root)
+    filled = Lake(settings=settings, root=root)
     messages = traffic()
     for job in ("raw_events", "windows", "datastream_windows"):
-        lake.run_job(job, messages, name=job)
-    yield lake
+        filled.run_job(job, messages, name=job)
+    yield filled
 
 
 @pytest.fixture(scope="module")
@@ -90,15 +90,15 @@ def build(filled_lake: Lake) -> subprocess.CompletedProcess[str]:
     return dbt(filled_lake, "build", "--vars", "{late_events_settle_minutes: 0}")
 
 
-def dbt(lake: Lake, *args: str) -> subprocess.CompletedProcess[str]:
+def dbt(target: Lake, *args: str) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
-        env_var("iceberg.catalog_name"): lake.settings.iceberg.catalog_name,
-        env_var("iceberg.warehouse"): lake.settings.warehouse,
-        "DBT_DUCKDB_PATH": str(lake.root / "lake.duckdb"),
-        "DBT_TARGET_PATH": str(lake.root / "dbt-target"),
-        "DBT_LOG_PATH": str(lake.root / "dbt-logs"),
-        "DBT_EXTERNAL_ROOT": str(lake.root / "dbt-external"),
+        env_var("iceberg.catalog_name"): target.settings.iceberg.catalog_name,
+        env_var("iceberg.warehouse"): target.settings.warehouse,
+        "DBT_DUCKDB_PATH": str(target.root / "lake.duckdb"),
+        "DBT_TARGET_PATH": str(target.root / "dbt-target"),
+        "DBT_LOG_PATH": str(target.root / "dbt-logs"),
+        "DBT_EXTERNAL_ROOT": str(target.root / "dbt-external"),
     }
     dbt_bin = Path(sys.executable).parent / "dbt"
     return subprocess.run(
