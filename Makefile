@@ -3,6 +3,7 @@
 #   make down    stop everything `make up` started
 #   make status  what runs, where, and its health
 #   make test    the test suite (unit + integration on real services)
+#   make dbt     dbt build over the lake (ARGS="..." replaces `build`)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := var/venv
@@ -11,7 +12,7 @@ UV := $(VENV)/bin/uv
 STAMP := $(VENV)/.installed
 LOCKS := infra/requirements/bootstrap.lock infra/requirements/main.lock
 
-.PHONY: up down status test test-unit install lint bench lock clean
+.PHONY: up down status dbt test test-unit install lint bench lock clean
 
 $(STAMP): $(LOCKS)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (set PYTHON=...)")'
@@ -33,6 +34,9 @@ down: $(STAMP)
 
 status: $(STAMP)
 	@$(PY) -m infra status
+
+dbt: $(STAMP)
+	@$(PY) -m infra dbt $(or $(ARGS),build)
 
 test: install
 	@$(PY) -m pytest

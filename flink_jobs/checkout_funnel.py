@@ -6,11 +6,15 @@ A user's funnel opens at their first request to one of the funnel routes (`strea
 and closes after N = len(funnel_routes) funnel requests (`closed_by = "count"`) or
 `streaming.funnel_timeout_minutes` of event time after it opened (`closed_by = "timeout"`), whichever comes
 first. It is `completed` when its last request was a successful (status < 400) request to the last step;
-otherwise `abandoned`. A request repeated (same event_id) is counted once.
+otherwise `abandoned`. A request repeated (same event_id) is counted once. A funnel request at or after the open
+funnel's deadline closes it by timeout and opens the next one: the funnels depend on event time only, never on
+when the watermark happened to pass the deadline, so the batch layer (`funnels_of`, dbt's
+batch_checkout_funnels) finds exactly the funnels the stream closed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 
@@ -39,6 +43,10 @@ class Funnel:
     timeout_ms: int
     steps: list[FunnelStep] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        if len(self.routes) < 2:
+            raise ValueError(f"a funnel needs at least 2 routes, got {list(self.routes)}")
+
     @property
     def is_open(self) -> bool:
         return bool(self.steps)
@@ -54,11 +62,16 @@ class Funnel:
         return self.opened_ms + self.timeout_ms
 
     def add(self, step: FunnelStep) -> ClosedFunnel | None:
-        """Count a funnel request; the closed funnel when it was the N-th (the funnel is then empty again)."""
+        """Count a funnel request; the closed funnel when it was the N-th (the funnel is then empty again), or
+        when it came at or after the deadline (the open funnel timed out; this request opens the next one)."""
         if step.route not in self.routes:
             raise ValueError(f"{step.route!r} is not a funnel route ({', '.join(self.routes)})")
         if any(s.event_id == step.event_id for s in self.steps):
             return None
+        if self.is_open and step.event_ms >= self.deadline_ms:
+            timed_out = self.time_out()
+            self.steps.append(step)  # at least 2 routes: one request never closes a funnel by count
+            return timed_out
         self.steps.append(step)
         if len(self.steps) < len(self.routes):
             return None
@@ -81,3 +94,14 @@ class Funnel:
         )
         self.steps = []
         return closed
+
+
+def funnels_of(routes: tuple[str, ...], timeout_ms: int, steps: Iterable[FunnelStep]) -> list[ClosedFunnel]:
+    """Batch: the funnels one user's funnel requests make, taken in event-time order (ties by event_id), the
+    one still open at the end timed out. The stream finds the same ones when its input arrived within the
+    watermark's bound; the batch layer recomputes speed.checkout_funnels with this."""
+    funnel = Funnel(routes, timeout_ms)
+    closed = [c for s in sorted(steps, key=lambda s: (s.event_ms, s.event_id)) if (c := funnel.add(s)) is not None]
+    if funnel.is_open:
+        closed.append(funnel.time_out())
+    return closed

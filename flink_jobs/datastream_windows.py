@@ -198,15 +198,17 @@ class CountWindowWithTimeout(KeyedProcessFunction):
         funnel = self._funnel()
         deadline = funnel.deadline_ms if funnel.is_open else None
         closed = funnel.add(FunnelStep(value.event_id, value.event_ms, value.route, value.status_code))
-        if deadline is not None and (closed is not None or funnel.deadline_ms != deadline):
+        new_deadline = funnel.deadline_ms if funnel.is_open else None
+        if deadline is not None and deadline != new_deadline:
             timers.delete_event_time_timer(deadline)
-        if closed is not None:
+        if new_deadline is not None and new_deadline != deadline:
+            timers.register_event_time_timer(new_deadline)
+        if funnel.is_open:
+            self.steps.update(funnel.steps)
+        else:
             self.steps.clear()
+        if closed is not None:
             yield funnel_row(ctx.get_current_key(), closed)
-            return
-        if funnel.deadline_ms != deadline:
-            timers.register_event_time_timer(funnel.deadline_ms)
-        self.steps.update(funnel.steps)
 
     def on_timer(self, timestamp: int, ctx: Any) -> Iterator[Row]:
         funnel = self._funnel()

@@ -9,6 +9,7 @@
     replay JOB DAY [DAY]   Kappa replay: the job's SQL in batch mode over raw.http_events of the days (UTC,
                            YYYY-MM-DD, end day included), overwriting those day partitions of speed.*
     maintain               compact small files, collapse re-firings, expire old snapshots (--help: options)
+    dbt ARGS...            run dbt in dbt/ with the pipeline's vars (mode, window rules), e.g. `dbt build`
     lock / lock-jars       rewrite infra/requirements/*.lock or the jar checksums after a version change
 
 Components, in start order: kafka, catalog (its database and the Iceberg tables), flink, jobs, dagster, demo,
@@ -25,7 +26,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from infra import iceberg, install, logs, maintenance
+from infra import analytics, iceberg, install, logs, maintenance
 from infra.config import ConfigError, Settings, load_settings
 from infra.logs import get_logger
 from infra.process import ServiceError
@@ -283,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("first_day", type=_day, metavar="DAY")
     p.add_argument("last_day", type=_day, nargs="?", metavar="LAST_DAY", help="default: DAY")
     _add_maintain_parser(sub)
+    p = sub.add_parser("dbt", help="run dbt in dbt/ with the pipeline's vars", add_help=False)
+    p.add_argument("dbt_args", nargs=argparse.REMAINDER, metavar="ARGS")
     args = parser.parse_args(argv)
     logs.configure()
     try:
@@ -309,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
             replay(settings, args.job, args.first_day, args.last_day)
         elif args.command == "maintain":
             return maintain(settings, args)
+        elif args.command == "dbt":
+            return analytics.run(settings, args.dbt_args).returncode
     except (ConfigError, ServiceError, install.InstallError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -10,18 +10,26 @@ Parquet file, then `store()` publishes it into its Iceberg table (`iceberg_table
 of [`replace_from`, `replace_until`) of `replace_column` (a day partition: any engine reads the result), and
 points the DuckDB view of that table at the new snapshot. The settings are pipeline.yaml with its `PIPELINE_*`
 overrides, as everywhere else.
+
+Functions: `checkout_funnels(steps, routes, timeout_ms)`, the stream's count-window-with-timeout rules
+(flink_jobs/checkout_funnel.py, one implementation for both layers) over one user's funnel requests, for
+dbt/models/batch/batch_checkout_funnels.sql.
 """
 
 from __future__ import annotations
 
+from contextlib import suppress
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow.parquet as pq
 from dbt.adapters.duckdb.plugins import BasePlugin
 from dbt.adapters.duckdb.utils import TargetConfig
 from duckdb import DuckDBPyConnection
 
+from flink_jobs.checkout_funnel import FunnelStep, funnels_of
 from infra import iceberg, lake
 from infra.config import load_settings
 from infra.logs import get_logger
@@ -32,6 +40,24 @@ log = get_logger("infra.dbt_plugin")
 def _instant(day_or_instant: str) -> str:
     """An ISO day is its first instant in UTC (what pyiceberg compares a timestamptz column with)."""
     return f"{day_or_instant}T00:00:00+00:00" if len(day_or_instant) == 10 else day_or_instant
+
+
+FUNNEL_STEPS = "STRUCT(event_ms BIGINT, event_id VARCHAR, route VARCHAR, status_code INTEGER)[]"
+CLOSED_FUNNELS = (
+    "STRUCT(window_start_ms BIGINT, window_end_ms BIGINT, steps INTEGER, deepest_step INTEGER, last_route VARCHAR, "
+    "outcome VARCHAR, closed_by VARCHAR)[]"
+)
+
+
+def checkout_funnels(steps: list[dict[str, Any]], routes: list[str], timeout_ms: int) -> list[dict[str, Any]]:
+    """The funnels one user's funnel requests make (any order), as the stream closes them."""
+    return [asdict(c) for c in funnels_of(tuple(routes), timeout_ms, (FunnelStep(**s) for s in steps))]
+
+
+def register_functions(conn: DuckDBPyConnection) -> None:
+    with suppress(duckdb.InvalidInputException):  # not registered on this connection yet
+        conn.remove_function("checkout_funnels")
+    conn.create_function("checkout_funnels", checkout_funnels, [FUNNEL_STEPS, "VARCHAR[]", "BIGINT"], CLOSED_FUNNELS)
 
 
 class Plugin(BasePlugin):
@@ -47,6 +73,7 @@ class Plugin(BasePlugin):
     def configure_connection(self, conn: DuckDBPyConnection) -> None:
         conn.execute("SET TimeZone = 'UTC'")
         lake.register(conn, self.settings)
+        register_functions(conn)
         self.connection = conn
 
     def store(self, target_config: TargetConfig) -> None:

@@ -306,15 +306,30 @@ SPEED_TABLES: list[TableSpec] = [
     CHECKOUT_FUNNELS,
 ]
 # Lambda's batch layer (dbt/models/batch): the same measures recomputed from raw.http_events, same grain and
-# columns, one day partition rewritten per batch run. Kappa leaves them empty.
+# columns, one day partition rewritten per batch run. Kappa leaves them empty. The DataStream job's minute
+# windows are batch-computed once, final: the columns of their reader view without the firing bookkeeping.
+_FIRING_COLUMNS = ("firing", "fired_at", "watermark")
 BATCH_TABLES: list[TableSpec] = [
-    replace(
-        spec,
-        identifier=spec.identifier.replace("speed.", "batch.", 1),
-        doc=f"Batch layer (Lambda): {spec.identifier} recomputed from raw.http_events, a day partition per run.",
-    )
-    for spec in (API_REQUESTS_PER_MINUTE,)
-]
+    *(
+        replace(
+            spec,
+            identifier=spec.identifier.replace("speed.", "batch.", 1),
+            doc=f"Batch layer (Lambda): {spec.identifier} recomputed from raw.http_events, a day partition per run.",
+        )
+        for spec in (API_REQUESTS_PER_MINUTE, API_TRAFFIC_SLIDING_5M, USER_SESSIONS, API_DAILY_RUNNING_TOTALS,
+                     CHECKOUT_FUNNELS)
+    ),
+    _window_table(
+        "batch.requests_per_route_minute",
+        "Batch layer (Lambda): speed.requests_per_route_minute (the latest firing of each window) recomputed "
+        "from raw.http_events, a day partition per run.",
+        *(
+            (f.name, f.field_type, f.required, f.doc or "")
+            for f in REQUESTS_PER_ROUTE_MINUTE_FIRINGS.schema.fields
+            if f.name not in _FIRING_COLUMNS
+        ),
+    ),
+]  # fmt: skip
 TABLES: list[TableSpec] = [HTTP_EVENTS, DEAD_LETTER_EVENTS, LATE_EVENTS, *SPEED_TABLES, *BATCH_TABLES]
 NAMESPACES = ("raw", "speed", "batch")
 

@@ -9,3 +9,11 @@
     {%- endif -%}
     {{ return([start, end]) }}
 {% endmacro %}
+
+{#- The batch models' filter: `column` inside the batch range, widened by `back_minutes` before it and
+    `ahead_minutes` after it (the windows that start in the range but reach outside it). -#}
+{% macro in_batch_range(column, back_minutes=0, ahead_minutes=0) %}
+    {%- set start, end = batch_range() -%}
+    {{ column }} >= timestamptz '{{ start }} 00:00:00+00' - to_minutes({{ back_minutes }})
+    and {{ column }} < timestamptz '{{ end }} 00:00:00+00' + to_minutes({{ ahead_minutes }})
+{%- endmacro %}

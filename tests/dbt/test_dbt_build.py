@@ -12,7 +12,6 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -91,6 +90,7 @@ def build(filled_lake: Lake) -> subprocess.CompletedProcess[str]:
 
 
 def dbt(target: Lake, *args: str) -> subprocess.CompletedProcess[str]:
+    """dbt as a user runs it (`python -m infra dbt ...`: the pipeline's vars), on the test's lake."""
     env = {
         **os.environ,
         env_var("iceberg.catalog_name"): target.settings.iceberg.catalog_name,
@@ -100,10 +100,9 @@ def dbt(target: Lake, *args: str) -> subprocess.CompletedProcess[str]:
         "DBT_LOG_PATH": str(target.root / "dbt-logs"),
         "DBT_EXTERNAL_ROOT": str(target.root / "dbt-external"),
     }
-    dbt_bin = Path(sys.executable).parent / "dbt"
     return subprocess.run(
-        [str(dbt_bin), *args, "--project-dir", str(REPO_ROOT / "dbt"), "--profiles-dir", str(REPO_ROOT / "dbt")],
-        cwd=REPO_ROOT / "dbt", env=env, capture_output=True, text=True, timeout=600,
+        [sys.executable, "-m", "infra", "dbt", *args],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
 
 
@@ -148,6 +147,15 @@ def test_marts_hold_the_numbers_of_the_traffic(build: subprocess.CompletedProces
 
 OFFLINE = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 LAMBDA = "{pipeline_mode: lambda, batch_start: 2026-11-24, batch_end: 2026-11-25, late_events_settle_minutes: 0}"
+# measure -> the columns compared: its key (the day column first) and its counts
+MEASURES = {
+    "api_requests_per_minute": "window_start, service, route, status_code, request_count, error_count",
+    "api_traffic_sliding_5m": "window_start, service, route, request_count, error_count",
+    "requests_per_route_minute": "window_start, service, route, request_count, error_count",
+    "user_sessions": "session_start, service, user_key, session_end, request_count, error_count",
+    "api_daily_running_totals": "window_start, window_end, service, request_count, distinct_users",
+    "checkout_funnels": "window_start, service, user_key, window_end, steps, outcome, closed_by",
+}
 
 
 def test_lambda_serves_batch_rows_for_the_closed_day_and_reconciles_exactly_the_late_events(
@@ -155,26 +163,45 @@ def test_lambda_serves_batch_rows_for_the_closed_day_and_reconciles_exactly_the_
 ) -> None:
     proc = dbt(filled_lake, "build", "--vars", LAMBDA)
     assert proc.returncode == 0, summary(proc)
-    key = "window_start, service, route, status_code, request_count, error_count"
+    closed_day = datetime(2026, 11, 24).date()
+    speed_days = set()
     with duckdb.connect(str(filled_lake.root / "lake.duckdb"), read_only=True, config=OFFLINE) as con:
         lake.load_extensions(con)
-        served = set(con.sql(f"SELECT {key}, layer FROM serving_api_requests_per_minute").fetchall())
-        batch = set(con.sql(f"SELECT {key}, 'batch' FROM batch_api_requests_per_minute").fetchall())
-        speed = set(con.sql(f"SELECT {key}, 'speed' FROM stg_requests_per_minute").fetchall())
-        reconciliation = con.sql(
-            "SELECT day, speed_count, batch_count, difference FROM reconciliation_daily"
-        ).fetchall()
-    closed_day = datetime(2026, 11, 24).date()
-    assert batch and served == batch | {row for row in speed if row[0].date() > closed_day}
-    assert {row[0].date() for row in served if row[-1] == "speed"} == {closed_day + timedelta(days=1)}
-    # the stream left out the two late events; the batch layer, reading raw.http_events, counts them
-    ((day, speed_count, batch_count, difference),) = reconciliation
-    assert (day, difference) == (closed_day, 2) and batch_count == speed_count + 2
+        for measure, columns in MEASURES.items():
+            served = set(con.sql(f"SELECT {columns}, layer FROM serving_{measure}").fetchall())
+            batch = set(con.sql(f"SELECT {columns}, 'batch' FROM batch.{measure}").fetchall())
+            speed = set(con.sql(f"SELECT {columns}, 'speed' FROM speed.{measure}").fetchall())
+            assert batch, measure
+            # the closed day from the batch layer, the next day from the stream
+            assert served == batch | {row for row in speed if row[0].date() > closed_day}, measure
+            speed_days |= {row[0].date() for row in served if row[-1] == "speed"}
+        reconciliation = {
+            measure: (day, speed_count, batch_count, difference)
+            for day, measure, speed_count, batch_count, difference in con.sql(
+                "SELECT day, measure, speed_count, batch_count, difference FROM reconciliation_daily"
+            ).fetchall()
+        }
+        late = dict(con.sql("SELECT window_name, count(*) FROM raw.late_events GROUP BY 1").fetchall())
+    assert speed_days == {closed_day + timedelta(days=1)}  # (the next day has no funnels)
+    # the stream left out the late events; the batch layer, reading raw.http_events, counts them: each in its
+    # measure's unit (a request is in 5 sliding windows), as many as the job that missed them reported
+    assert (late["sql_windows"], late["requests_per_route_minute"]) == (2, 2)
+    expected = {
+        "api_requests_per_minute": late["sql_windows"],
+        "api_traffic_sliding_5m": 5 * late["sql_windows"],
+        "requests_per_route_minute": late["requests_per_route_minute"],
+        "user_sessions": late["sql_windows"],
+        "api_daily_running_totals": late["sql_windows"],
+        "checkout_funnels": late.get("checkout_funnel", 0),
+    }
+    assert {m: (day, difference) for m, (day, _, _, difference) in reconciliation.items()} == {
+        m: (closed_day, difference) for m, difference in expected.items()
+    }
     # any engine reads the published batch layer: the Iceberg table holds the same rows
     published = filled_lake.rows("batch.api_requests_per_minute", ("request_count",))
-    assert sum(r["request_count"] for r in published) == batch_count
+    assert sum(r["request_count"] for r in published) == reconciliation["api_requests_per_minute"][2]
 
-    # a tolerance of 0 makes the reconciliation test fail on those two events
+    # a tolerance of 0 makes the reconciliation test fail on those late events
     strict = dbt(
         filled_lake,
         "test",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flink_jobs.checkout_funnel import ClosedFunnel, Funnel, FunnelStep
+from flink_jobs.checkout_funnel import ClosedFunnel, Funnel, FunnelStep, funnels_of
 
 ROUTES = ("/cart/items", "/checkout", "/payments")
 TIMEOUT = 30 * 60_000
@@ -67,3 +67,33 @@ def test_a_repeated_event_is_one_step() -> None:
 def test_a_route_outside_the_funnel_is_refused() -> None:
     with pytest.raises(ValueError, match="not a funnel route"):
         Funnel(ROUTES, TIMEOUT).add(step("x", 0, "/products"))
+
+
+def test_a_request_at_the_deadline_times_the_funnel_out_and_opens_the_next() -> None:
+    funnel = Funnel(ROUTES, TIMEOUT)
+    funnel.add(step("a", 0, "/cart/items"))
+    funnel.add(step("b", 60_000, "/checkout"))
+    closed = funnel.add(step("c", TIMEOUT, "/payments"))
+    assert closed == ClosedFunnel(0, TIMEOUT, 2, 2, "/checkout", "abandoned", "timeout")
+    assert [s.event_id for s in funnel.steps] == ["c"]
+    assert funnel.deadline_ms == 2 * TIMEOUT
+
+
+def test_a_funnel_needs_two_routes() -> None:
+    with pytest.raises(ValueError, match="at least 2 routes"):
+        Funnel(("/checkout",), TIMEOUT)
+
+
+def test_funnels_of_a_users_requests_in_any_order() -> None:
+    requests = [
+        step("d", TIMEOUT + 5_000, "/cart/items"),  # opens the second funnel
+        step("b", 2_000, "/checkout"),
+        step("a", 1_000, "/cart/items"),
+        step("c", 3_000, "/payments", 201),  # third step: the first funnel closes by count
+        step("e", TIMEOUT + 9_000, "/checkout", 500),  # still open at the end: times out
+    ]
+    assert funnels_of(ROUTES, TIMEOUT, requests) == [
+        ClosedFunnel(1_000, 3_000, 3, 3, "/payments", "completed", "count"),
+        ClosedFunnel(TIMEOUT + 5_000, 2 * TIMEOUT + 5_000, 2, 2, "/checkout", "abandoned", "timeout"),
+    ]
+    assert funnels_of(ROUTES, TIMEOUT, []) == []

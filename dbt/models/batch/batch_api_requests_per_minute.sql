@@ -13,8 +13,7 @@
 with events as (
 
     select * from {{ ref('stg_http_events') }}
-    where event_time >= timestamptz '{{ batch_start }} 00:00:00+00'
-      and event_time < timestamptz '{{ batch_end }} 00:00:00+00'
+    where {{ in_batch_range('event_time') }}
 
 ),
 

@@ -1,37 +1,42 @@
--- Lambda: per day and measure, what the stream counted against what the batch layer recomputed. The batch
--- counts every event of the day; the stream cannot count events that came too late for its windows, so a
--- difference is expected to be the day's late events (and anything the stream lost, which is the point).
+-- Lambda: per day and measure, what the stream counted against what the batch layer recomputed from every
+-- event. The batch counts every event of the day; the stream cannot count an event that came too late for its
+-- windows, so a difference is expected to be the day's late events (and anything the stream lost, which is the
+-- point). The count is of requests: summed over a measure's rows, so a sliding 5-minute window counts each
+-- request 5 times, and the running totals count the day's last step (window_end at the day's end).
 {{ config(enabled=var('pipeline_mode') == 'lambda', materialized='table') }}
--- depends_on: {{ ref('batch_api_requests_per_minute') }}
+{%- for measure in ['api_requests_per_minute', 'api_traffic_sliding_5m', 'requests_per_route_minute',
+                    'user_sessions', 'api_daily_running_totals', 'checkout_funnels'] %}
+-- depends_on: {{ ref('batch_' ~ measure) }}
+{%- endfor %}
 
-with speed as (
+with measures as (
 
-    select cast(window_start as date) as day, sum(request_count) as speed_count
-    from {{ ref('stg_requests_per_minute') }}
-    group by 1
-
-),
-
-batch as (
-
-    select cast(window_start as date) as day, sum(request_count) as batch_count
-    from {{ source('batch', 'api_requests_per_minute') }}
-    group by 1
+    {{ reconcile('api_requests_per_minute', 'window_start', 'request_count') }}
+    union all
+    {{ reconcile('api_traffic_sliding_5m', 'window_start', 'request_count') }}
+    union all
+    {{ reconcile('requests_per_route_minute', 'window_start', 'request_count') }}
+    union all
+    {{ reconcile('user_sessions', 'session_start', 'request_count') }}
+    union all
+    {{ reconcile('api_daily_running_totals', 'window_start', 'request_count',
+                 where='window_end = window_start + interval 1 day') }}
+    union all
+    {{ reconcile('checkout_funnels', 'window_start', 'steps') }}
 
 ),
 
 final as (
 
     select
-        batch.day,
-        'api_requests_per_minute' as measure,
-        coalesce(speed.speed_count, 0) as speed_count,
-        batch.batch_count,
-        batch.batch_count - coalesce(speed.speed_count, 0) as difference,
-        (batch.batch_count - coalesce(speed.speed_count, 0)) / batch.batch_count as relative_difference
+        day,
+        measure,
+        speed_count,
+        batch_count,
+        batch_count - speed_count as difference,
+        (batch_count - speed_count) / batch_count as relative_difference
 
-    from batch
-    left join speed on speed.day = batch.day
+    from measures
 
 )
 

@@ -1,0 +1,44 @@
+"""How dbt is run (infra/analytics.py): the pipeline's settings reach the dbt project as vars."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from infra import analytics
+from infra.config import ConfigError, load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("PIPELINE_"):
+            monkeypatch.delenv(key)
+
+
+def test_the_projects_var_defaults_are_the_pipelines_defaults() -> None:
+    """A plain `dbt build` in dbt/ (no `python -m infra dbt`) computes the windows pipeline.yaml's stream does."""
+    project = yaml.safe_load((analytics.DBT_PROJECT_DIR / "dbt_project.yml").read_text())
+    defaults = analytics.dbt_vars(load_settings())
+    assert {k: project["vars"][k] for k in defaults} == defaults
+
+
+def test_command_line_vars_are_merged_over_the_pipelines() -> None:
+    settings = load_settings(pipeline={"mode": "lambda"}, streaming={"session_gap_minutes": 12})
+    args = ["build", "--vars", "{batch_start: 2026-11-24, session_gap_minutes: 5}", "-s", "x"]
+    cmd = analytics.command(settings, args)
+    given = json.loads(cmd[cmd.index("--vars") + 1])
+    assert cmd[1:2] == ["build"] and cmd.count("--vars") == 1 and "-s" in cmd
+    assert given["pipeline_mode"] == "lambda"
+    assert given["session_gap_minutes"] == 5  # the command line wins
+    assert given["batch_start"] == "2026-11-24"
+    assert given["funnel_routes"] == ["/cart/items", "/checkout", "/payments"]
+
+
+def test_vars_that_are_not_a_mapping_are_refused() -> None:
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        analytics.split_vars(["build", "--vars=[1, 2]"])
