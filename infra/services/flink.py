@@ -95,6 +95,10 @@ def render_config(settings: Settings) -> dict[str, Any]:
         "taskmanager.host": f.host,
         "taskmanager.numberOfTaskSlots": f.taskmanager_slots,
         "taskmanager.memory.process.size": f.taskmanager_memory,
+        # a Kappa replay (batch mode) reserves this many network buffers per blocking result partition; Flink's
+        # 512 (16 MB) exhausts a small TaskManager's network memory once the replay gets the slots of a stopped
+        # job and runs more of its tasks at once ("Insufficient number of network buffers: required 512")
+        "taskmanager.network.sort-shuffle.min-buffers": 64,
         "rest.address": f.host,
         "rest.bind-address": f.host,
         "rest.port": f.rest_port,

@@ -204,6 +204,15 @@ def replay(settings: Settings, name: str, start_ms: int, end_ms: int, timeout: f
         raise ServiceError(f"Flink job {name!r} has no replay; replayable: {', '.join(REPLAYABLE)}")
     if end_ms <= start_ms:
         raise ServiceError(f"replay range is empty: start {start_ms} >= end {end_ms}")
+    # the stream still has windows of today open: their replayed rows would be written again when they close
+    today_ms = int(time.time() // 86_400 * 86_400 * 1000)
+    running = find_job(settings, name)
+    if end_ms > today_ms and running is not None and running["state"] == "RUNNING":
+        raise ServiceError(
+            f"replay of {name} reaches into today (UTC), which its running stream is still writing: its open "
+            f"windows would get a second row. Replay closed days, or stop the job first "
+            f"(python -m infra down jobs) and deploy it again after the replay"
+        )
     config = job_config(settings, name) | {
         "job_name": f"{name}-replay",
         "source": {"kind": "iceberg", "replay_start_ms": start_ms, "replay_end_ms": end_ms},
