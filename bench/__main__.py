@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from bench import catalog, interceptor, platform, streaming, udf
+from bench import catalog, dbt, interceptor, platform, streaming, udf
 
 
 def main() -> None:
@@ -14,6 +14,7 @@ def main() -> None:
         "catalog": catalog.run(),
         "streaming": streaming.run(),
         "udf": udf.run(),
+        "dbt": dbt.run(),
     }
     print(json.dumps(results, indent=2))
 

@@ -5,7 +5,7 @@ The pipeline's settings reach dbt as vars: `pipeline.mode` (Lambda adds the batc
 window rules (`streaming.*`), so the batch layer recomputes exactly the windows the stream computes. Vars given
 on the command line (`--vars '{batch_start: 2026-11-24}'`) are merged over them. The DuckDB file, dbt's target
 and logs live under `var/dbt/` unless DBT_DUCKDB_PATH, DBT_TARGET_PATH, DBT_LOG_PATH, DBT_EXTERNAL_ROOT say
-otherwise.
+otherwise; DuckDB's memory limit and dbt's threads come from the `dbt` section of pipeline.yaml.
 
     python -m infra dbt build                                   # the mode of pipeline.yaml, yesterday's batch
     python -m infra dbt build --vars '{batch_start: 2026-11-24, batch_end: 2026-11-25}'
@@ -25,6 +25,8 @@ import yaml
 from infra.config import REPO_ROOT, ConfigError, Settings
 
 DBT_PROJECT_DIR = REPO_ROOT / "dbt"
+# dbt-core, installed into this environment next to this interpreter (never looked up on PATH)
+DBT_EXECUTABLE = Path(sys.executable).parent / "dbt"
 
 
 def dbt_vars(settings: Settings) -> dict[str, Any]:
@@ -47,6 +49,8 @@ def dbt_env(settings: Settings, base: dict[str, str] | None = None) -> dict[str,
     env.setdefault("DBT_TARGET_PATH", str(root / "target"))
     env.setdefault("DBT_LOG_PATH", str(root / "logs"))
     env.setdefault("DBT_EXTERNAL_ROOT", str(root / "external"))
+    env.setdefault("DBT_DUCKDB_MEMORY_LIMIT", settings.dbt.memory_limit)
+    env.setdefault("DBT_THREADS", str(settings.dbt.threads))
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     return env
 
@@ -72,9 +76,8 @@ def command(settings: Settings, args: list[str]) -> list[str]:
     """The dbt command line for `args`, the pipeline's vars merged under the ones `args` gave."""
     rest, given = split_vars(args)
     merged = dbt_vars(settings) | given
-    dbt = Path(sys.executable).parent / "dbt"
     return [
-        str(dbt), *rest, "--vars", json.dumps(merged, default=str),
+        str(DBT_EXECUTABLE), *rest, "--vars", json.dumps(merged, default=str),
         "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
     ]  # fmt: skip
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import date
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -55,6 +56,16 @@ def _check_memory(value: str) -> str:
 
 class PipelineSection(_Section):
     mode: Literal["lambda", "kappa"] = "kappa"
+
+
+class DbtSection(_Section):
+    """How dbt's DuckDB runs (infra/analytics.py passes these to dbt/profiles.yml)."""
+
+    # DuckDB's own buffer limit; it spills to var/dbt/lake.duckdb.tmp beyond it. Not all of the process: leave headroom
+    memory_limit: str = "6g"
+    threads: int = Field(default=2, ge=1)
+
+    _memory = field_validator("memory_limit")(_check_memory)
 
 
 class PathsSection(_Section):
@@ -165,6 +176,8 @@ class PostgresSection(_Section):
 class DagsterSection(_Section):
     host: str = "127.0.0.1"
     port: Port = 3000
+    # the first day of the daily partitions (batch layer, backfills): history before it is not offered
+    first_day: date = date(2026, 1, 1)
 
     _port = field_validator("port")(_check_port)
 
@@ -233,6 +246,7 @@ class Settings(BaseSettings):
     iceberg: IcebergSection = IcebergSection()
     postgres: PostgresSection = PostgresSection()
     dagster: DagsterSection = DagsterSection()
+    dbt: DbtSection = DbtSection()
     demo: DemoSection = DemoSection()
     interceptor: InterceptorSection = InterceptorSection()
     traffic: TrafficSection = TrafficSection()

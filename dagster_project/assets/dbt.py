@@ -1,0 +1,93 @@
+"""The dbt project (`dbt/`) as assets: each model an asset, each dbt test an asset check, the dbt sources the
+Iceberg table assets they read. Runs go through the same vars as `python -m infra dbt` (infra/analytics.py).
+
+Lambda adds the batch models, partitioned by day: materialising a day partition (or backfilling a range of
+them from the UI) runs them with `batch_start`/`batch_end` set to that window, which replaces exactly those
+days of the Iceberg `batch.*` tables. Everything else is rebuilt whole. Kappa has no batch models: the manifest
+is parsed per mode (`pipeline_mode` enables them), so each mode sees only its own models.
+"""
+
+import fcntl
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+
+from dagster_project.assets.iceberg import table_key
+from infra import analytics
+from infra.config import Settings
+
+BATCH_SELECTION = "path:models/batch"
+
+
+def dbt_project(settings: Settings) -> DbtProject:
+    """The project with its manifest parsed now, for this mode and these settings (a few seconds)."""
+    target = settings.var_dir / "dbt" / f"manifest-{settings.pipeline.mode}"
+    target.mkdir(parents=True, exist_ok=True)
+    # the webserver and the daemon load the code location at the same time: one parses, the other waits
+    with open(target / ".parse.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        parsed = analytics.run(settings, ["parse", "--quiet", "--target-path", str(target)], capture=True, timeout=300)
+    if parsed.returncode != 0:
+        raise dg.DagsterError(f"dbt parse failed:\n{parsed.stdout[-3000:]}{parsed.stderr[-3000:]}")
+    return DbtProject(project_dir=analytics.DBT_PROJECT_DIR, target_path=target)
+
+
+class LakeTranslator(DagsterDbtTranslator):
+    """dbt sources are the Iceberg tables' assets (iceberg/raw/http_events, ...); models keep their names
+    under dbt/, grouped by folder (staging, marts, batch, serving)."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props["resource_type"] == "source":
+            return table_key(f"{dbt_resource_props['source_name']}.{dbt_resource_props['name']}")
+        return dg.AssetKey(["dbt", dbt_resource_props["name"]])
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        if dbt_resource_props["resource_type"] == "source":
+            return "lake"
+        return f"dbt_{dbt_resource_props['fqn'][1]}" if len(dbt_resource_props["fqn"]) > 2 else "dbt"
+
+
+def build_dbt_assets(
+    settings: Settings, project: DbtProject, days: dg.DailyPartitionsDefinition
+) -> list[dg.AssetsDefinition]:
+    pipeline_vars = analytics.dbt_vars(settings)
+    translator = LakeTranslator()
+
+    @dbt_assets(
+        manifest=project.manifest_path,
+        project=project,
+        dagster_dbt_translator=translator,
+        exclude=BATCH_SELECTION,
+        name="dbt_models",
+    )
+    def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
+        yield from dbt.cli(["build", "--vars", json.dumps(pipeline_vars)], context=context).stream()
+
+    if settings.pipeline.mode != "lambda":
+        return [dbt_models]
+
+    @dbt_assets(
+        manifest=project.manifest_path,
+        project=project,
+        dagster_dbt_translator=translator,
+        select=BATCH_SELECTION,
+        partitions_def=days,
+        name="dbt_batch_layer",
+    )
+    def dbt_batch_layer(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
+        window = context.partition_time_window
+        batch_vars = pipeline_vars | {
+            "batch_start": window.start.date().isoformat(),
+            "batch_end": window.end.date().isoformat(),
+        }
+        context.log.info(f"batch layer for [{batch_vars['batch_start']}, {batch_vars['batch_end']})")
+        # the batch models read staging views (stg_http_events): create them first, so a day partition runs on
+        # a DuckDB file no unpartitioned run has built yet (a fresh var/, a first backfill from the UI)
+        upstream = ["run", "--select", f"+{BATCH_SELECTION}", "--exclude", BATCH_SELECTION]
+        dbt.cli([*upstream, "--vars", json.dumps(batch_vars)], manifest=project.manifest_path).wait()
+        yield from dbt.cli(["build", "--vars", json.dumps(batch_vars)], context=context).stream()
+
+    return [dbt_models, dbt_batch_layer]
