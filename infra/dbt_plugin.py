@@ -44,6 +44,14 @@ def _instant(day_or_instant: str) -> str:
     return f"{day_or_instant}T00:00:00+00:00" if len(day_or_instant) == 10 else day_or_instant
 
 
+def without_empty_marker(rows: pa.Table) -> pa.Table:
+    """The model's rows as dbt-duckdb wrote them, without the row of NULLs it writes for an empty result (the
+    `external` materialization keeps the file's schema that way; its own view filters the row out)."""
+    if rows.num_rows == 1 and all(column.null_count == 1 for column in rows.columns):
+        return rows.slice(0, 0)
+    return rows
+
+
 FUNNEL_STEPS = "STRUCT(event_ms BIGINT, event_id VARCHAR, route VARCHAR, status_code INTEGER)[]"
 CLOSED_FUNNELS = (
     "STRUCT(window_start_ms BIGINT, window_end_ms BIGINT, steps INTEGER, deepest_step INTEGER, last_route VARCHAR, "
@@ -105,7 +113,7 @@ class Plugin(BasePlugin):
             )
         assert target_config.location is not None
         table = iceberg.load(self.settings).load_table(identifier)
-        rows = pq.read_table(target_config.location.path)
+        rows = without_empty_marker(pq.read_table(target_config.location.path))
         arrow_schema = table.schema().as_arrow()
         rows = rows.select(arrow_schema.names).cast(arrow_schema)
         start, end = (_instant(str(day)) for day in (start, end))
