@@ -2,7 +2,7 @@
 #   make up      install what is missing and run the whole pipeline
 #   make down    stop everything `make up` started
 #   make status  what runs, where, and its health
-#   make test    the test suite (unit + integration on real services)
+#   make test    the test suite (unit + integration on real services; installs Chromium for the UI test)
 #   make dbt     dbt build over the lake (ARGS="..." replaces `build`)
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -38,7 +38,8 @@ status: $(STAMP)
 dbt: $(STAMP)
 	@$(PY) -m infra dbt $(or $(ARGS),build)
 
-test: install
+test: $(STAMP)
+	@$(PY) -m infra install --browser
 	@$(PY) -m pytest
 
 test-unit: $(STAMP)

@@ -3,7 +3,8 @@
     up [COMPONENT ...]     install what is missing, start the components (default: all), print the URLs
     down [COMPONENT ...]   stop them (Flink jobs with a savepoint first)
     status                 what runs, where, and its health
-    install                only install (Flink venv, Kafka and connector jars)
+    install [--browser]    only install (Flink venv, Kafka and connector jars; --browser: also Debian's
+                           Chromium for the browser tests, what `make test` runs)
     clean                  stop everything and delete all state (var/ and the catalog's data)
     deploy JOB             deploy or upgrade one Flink job
     replay JOB DAY [DAY]   Kappa replay: the job's SQL in batch mode over raw.http_events of the days (UTC,
@@ -273,7 +274,10 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name)
         p.add_argument("components", nargs="*", metavar="COMPONENT")
     sub.add_parser("status")
-    sub.add_parser("install")
+    p = sub.add_parser("install", help="only install what the services need")
+    p.add_argument(
+        "--browser", action="store_true", help="also Debian's Chromium for the browser tests (apt-get, as root)"
+    )
     sub.add_parser("clean")
     p = sub.add_parser("deploy")
     p.add_argument("job", choices=sorted(flink_jobs.JOBS))
@@ -297,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "status":
             return status(settings)
         elif args.command == "install":
-            install.install_all(settings)
+            install.install_all(settings, browser=args.browser)
         elif args.command == "clean":
             down(settings, [])
             postgres.remove_data(settings)

@@ -2,7 +2,9 @@
 
 - the Flink virtual environment (PyPI `apache-flink`, hash-locked in infra/requirements/flink.lock);
 - the Kafka broker jars and the Flink connector jars (Maven Central, `mvn dependency:copy-dependencies` on
-  the poms in infra/maven/), each jar checked against its sha256 in infra/versions.toml.
+  the poms in infra/maven/), each jar checked against its sha256 in infra/versions.toml;
+- Debian packages (apt-get, as root, only when missing): the catalog's PostgreSQL server
+  (infra/services/postgres.py) and, for the browser tests of the Dagster UI, Chromium (`install --browser`).
 
 Every step writes a stamp naming what it installed; a second run with the same pins does nothing.
 """
@@ -11,11 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +32,7 @@ VERSIONS_FILE = REPO_ROOT / "infra" / "versions.toml"
 REQUIREMENTS_DIR = REPO_ROOT / "infra" / "requirements"
 MAVEN_DIR = REPO_ROOT / "infra" / "maven"
 JAR_GROUPS = ("kafka", "flink")
+CHROMIUM = Path("/usr/bin/chromium")
 
 
 class InstallError(RuntimeError):
@@ -78,6 +83,37 @@ def uv_executable() -> str:
     if not Path(found).exists():
         raise InstallError("uv is not installed in this environment; run `make install` first")
     return found
+
+
+# ---------------------------------------------------------------------------- Debian packages
+def ensure_debian_packages(packages: Sequence[str], present: Path, what: str = "", alternative: str = "") -> None:
+    """Install Debian `packages` with apt-get unless `present` (a file they install) already exists.
+
+    Needs root (apt-get update, then install -y, non-interactive); otherwise, or when `present` is still
+    missing afterwards, raises InstallError naming the packages. `what` names what is missing in that message
+    (default: `present`), `alternative` is appended to it (e.g. "or point ... at another ...").
+    """
+    if present.exists():
+        return
+    names = " ".join(packages)
+    missing = f"{what} not found at {present}" if what else f"{present} not found"
+    if os.geteuid() != 0:
+        raise InstallError(f"{missing}; install Debian's {names} (apt-get install {names}, as root){alternative}")
+    log.info("install", component=names, source="apt")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *packages]):
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            raise InstallError(f"{' '.join(argv)} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    if not present.exists():
+        raise InstallError(f"{missing} after apt-get install {names}")
+    log.info("installed", component=names)
+
+
+def ensure_browser() -> Path:
+    """Debian's Chromium, for the browser tests of the Dagster UI (Playwright drives it; no browser download)."""
+    ensure_debian_packages([versions()["debian"]["chromium"]], CHROMIUM, what="Chromium")
+    return CHROMIUM
 
 
 # ---------------------------------------------------------------------------- Flink virtual environment
@@ -205,12 +241,15 @@ def lock_jars() -> dict[str, dict[str, str]]:
     return tables
 
 
-def install_all(settings: Settings) -> None:
+def install_all(settings: Settings, browser: bool = False) -> None:
+    """The Flink venv and the jars; with `browser`, also Chromium for the browser tests (`make test`)."""
     ensure_flink_venv(settings)
     for group in JAR_GROUPS:
         if group == "kafka" and settings.kafka.mode == "external":
             continue
         ensure_jars(settings, group)
+    if browser:
+        ensure_browser()
 
 
 def lock_python() -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from infra.config import Settings
-from infra.install import InstallError, versions
+from infra.install import ensure_debian_packages, versions
 from infra.logs import get_logger
 from infra.process import ManagedProcess, PortSpec, ServiceError
 
@@ -38,20 +38,13 @@ def bin_dir() -> Path:
 
 
 def ensure_installed() -> None:
-    if (bin_dir() / "postgres").exists():
-        return
-    package = f"postgresql-{versions()['debian']['postgresql']}"
-    if os.geteuid() != 0:
-        raise InstallError(
-            f"PostgreSQL server binaries are missing ({bin_dir()}); install Debian's {package} "
-            "or point iceberg.uri at another catalog database"
-        )
-    log.info("install", component=package, source="apt")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", package]):
-        proc = subprocess.run(argv, capture_output=True, text=True, env=env)
-        if proc.returncode != 0:
-            raise InstallError(f"{' '.join(argv)} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    """Debian's server binaries, installed with apt-get when missing (as root)."""
+    ensure_debian_packages(
+        [f"postgresql-{versions()['debian']['postgresql']}"],
+        bin_dir() / "postgres",
+        what="PostgreSQL server binaries",
+        alternative=" or point iceberg.uri at another catalog database",
+    )
 
 
 def home(settings: Settings) -> Path:
