@@ -20,6 +20,7 @@ class JobSpec:
     name: str
     entry: Path  # the file `flink run -py` executes
     description: str
+    writes: tuple[str, ...] = ()  # the Iceberg tables its stream appends to
 
     def source_files(self) -> list[Path]:
         """Everything whose change makes a running job out of date."""
@@ -32,15 +33,24 @@ JOBS: dict[str, JobSpec] = {
         name="raw_events",
         entry=PACKAGE_DIR / "raw_events.py",
         description="Kafka http_events -> validated, de-duplicated raw.http_events; malformed -> dead letters",
+        writes=("raw.http_events", "raw.dead_letter_events"),
     ),
     "windows": JobSpec(
         name="windows",
         entry=PACKAGE_DIR / "windows.py",
         description="Flink SQL windows (tumble, hop, session, cumulate) -> speed.*; late events -> raw.late_events",
+        writes=(
+            "speed.api_requests_per_minute",
+            "speed.api_traffic_sliding_5m",
+            "speed.user_sessions",
+            "speed.api_daily_running_totals",
+            "raw.late_events",
+        ),
     ),
     "datastream_windows": JobSpec(
         name="datastream_windows",
         entry=PACKAGE_DIR / "datastream_windows.py",
         description="DataStream windows: per-minute with allowed lateness, checkout funnel count window with timeout",
+        writes=("speed.requests_per_route_minute_firings", "speed.checkout_funnels", "raw.late_events"),
     ),
 }

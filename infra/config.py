@@ -26,6 +26,7 @@ CONFIG_FILE_ENV = "PIPELINE_CONFIG"
 
 Port = int
 _MEMORY = re.compile(r"^[1-9][0-9]*[mg]$")
+_CRON_FIELD = re.compile(r"^[0-9*/,-]+$")
 
 
 def env_var(key: str) -> str:
@@ -45,6 +46,13 @@ class _Section(BaseModel):
 def _check_port(value: int) -> int:
     if not 1 <= value <= 65535:
         raise ValueError("must be a TCP port between 1 and 65535")
+    return value
+
+
+def _check_cron(value: str) -> str:
+    fields = value.split()
+    if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
+        raise ValueError("must be a cron expression of 5 fields, like '30 0 * * *'")
     return value
 
 
@@ -178,8 +186,30 @@ class DagsterSection(_Section):
     port: Port = 3000
     # the first day of the daily partitions (batch layer, backfills): history before it is not offered
     first_day: date = date(2026, 1, 1)
+    # schedules (cron, UTC); each can be switched off in the UI
+    observe_cron: str = "*/5 * * * *"
+    dbt_cron: str = "15 * * * *"
+    batch_cron: str = "30 0 * * *"
+    maintenance_cron: str = "0 3 * * *"
+    # how often the sensors look at the Flink jobs and at the lag and freshness of the pipeline
+    health_interval_seconds: int = Field(default=30, ge=5)
+    checks_interval_seconds: int = Field(default=60, ge=10)
 
     _port = field_validator("port")(_check_port)
+    _crons = field_validator("observe_cron", "dbt_cron", "batch_cron", "maintenance_cron")(_check_cron)
+
+
+class ChecksSection(_Section):
+    """Thresholds of the asset checks Dagster evaluates (dagster_project/checks.py)."""
+
+    # a streaming table whose last commit is older than this fails its freshness check
+    freshness_minutes: int = Field(default=5, ge=1)
+    # a Flink job whose Kafka consumer group is further behind the topic's end than this many events
+    max_consumer_lag: int = Field(default=10_000, ge=0)
+    # the rates are taken over the last `rate_window_minutes` of arrivals
+    max_dead_letter_rate: float = Field(default=0.01, ge=0, le=1)
+    max_late_rate: float = Field(default=0.01, ge=0, le=1)
+    rate_window_minutes: int = Field(default=60, ge=1)
 
 
 class DemoSection(_Section):
@@ -247,6 +277,7 @@ class Settings(BaseSettings):
     postgres: PostgresSection = PostgresSection()
     dagster: DagsterSection = DagsterSection()
     dbt: DbtSection = DbtSection()
+    checks: ChecksSection = ChecksSection()
     demo: DemoSection = DemoSection()
     interceptor: InterceptorSection = InterceptorSection()
     traffic: TrafficSection = TrafficSection()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass, field, replace
+from datetime import UTC, date
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -376,3 +377,23 @@ def table_stats(table: Table) -> dict[str, Any]:
         "files": int(summary.get("total-data-files", 0)),
         "snapshots": len(table.snapshots()),
     }
+
+
+def day_partition_stats(table: Table, since: date | None = None) -> dict[str, dict[str, int]]:
+    """Per day partition (`YYYY-MM-DD`, from `since` on): rows, data files and the time (ms) of the last commit
+    that touched it, from the current snapshot's manifests (no data is read). A table that is not partitioned
+    by day gives nothing."""
+    if table.current_snapshot() is None:
+        return {}
+    out: dict[str, dict[str, int]] = {}
+    for row in table.inspect.partitions().to_pylist():
+        day = next(iter(row["partition"].values()), None) if row["partition"] else None
+        if not isinstance(day, date) or (since is not None and day < since):
+            continue
+        updated = row["last_updated_at"]
+        out[day.isoformat()] = {
+            "rows": int(row["record_count"]),
+            "files": int(row["file_count"]),
+            "last_commit_ms": int(updated.replace(tzinfo=UTC).timestamp() * 1000) if updated else 0,
+        }
+    return dict(sorted(out.items()))

@@ -6,19 +6,31 @@ the pipeline's configuration reaches them through the same pipeline.yaml / PIPEL
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 import httpx
 
 from infra.config import REPO_ROOT, Settings
-from infra.process import ManagedProcess, PortSpec
+from infra.process import ManagedProcess, PortSpec, ServiceError
 
 DAGSTER_YAML = """\
 # Written by infra/services/dagster.py; edits are overwritten.
 telemetry:
   enabled: false
+concurrency:
+  runs:
+    max_concurrent_runs: 4     # each run is a process; the embedded default has 2 cores
+  pools:
+    default_limit: 1
+    granularity: run           # a run waits in the queue while another run holds one of its pools
 """
+# The pools of the code location's assets, one run at a time each: `flink_replay` (a Kappa replay takes the
+# cluster's free slots), `duckdb` (dbt runs share one DuckDB file, which takes one writer). Set before the first
+# run: the default limit reaches a pool only once the queue has seen it, after it let the first runs through.
+POOLS = {"flink_replay": 1, "duckdb": 1}
 
 
 def dagster_home(settings: Settings) -> Path:
@@ -72,6 +84,12 @@ def start(settings: Settings) -> None:
     home = dagster_home(settings)
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").write_text(DAGSTER_YAML)
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    for pool, limit in POOLS.items():
+        argv = [_bin("dagster"), "instance", "concurrency", "set", pool, str(limit)]
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+        if proc.returncode != 0:
+            raise ServiceError(f"setting Dagster's pool {pool} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
     for proc in processes(settings):
         proc.start()
 

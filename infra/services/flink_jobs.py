@@ -3,11 +3,16 @@
 A deploy is idempotent: a job already running the current code is left alone; a job running older code is
 stopped with a savepoint and started again from it; a job that is not running starts from the newest
 savepoint or retained checkpoint it left behind, so `make down` / `make up` loses and repeats nothing.
-State of each job (its id, code version, last savepoint) is kept in var/flink/jobs/<name>/state.json.
+State of each job (its id, code version, last savepoint, whether it should run) is kept in
+var/flink/jobs/<name>/state.json. Starting a job that should run but has ended (cancelled by hand, failed
+beyond Flink's own restarts) is a recovery from its latest checkpoint, counted in its state; `recover` does
+only that (Dagster's health sensor asks for it). Deploy, recover and stop of one job take its lock, so they
+never interleave.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -15,6 +20,8 @@ import re
 import subprocess
 import time
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +43,7 @@ ACTIVE_STATES = {"CREATED", "INITIALIZING", "RUNNING", "RESTARTING", "RECONCILIN
 @dataclass(frozen=True)
 class DeployResult:
     job: str
-    action: str  # "unchanged" | "started" | "upgraded"
+    action: str  # "unchanged" | "started" | "upgraded" | "recovered" | "stopped" (recover: stopped on purpose)
     job_id: str
     restored_from: str | None = None
 
@@ -98,6 +105,22 @@ def _write_state(settings: Settings, name: str, **updates: Any) -> None:
     path = job_dir(settings, name) / "state.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(state, indent=2, sort_keys=True))
+
+
+@contextmanager
+def job_lock(settings: Settings, name: str) -> Iterator[None]:
+    """Hold the job's lock (a file lock beside its state) while deploying or stopping it."""
+    path = job_dir(settings, name) / ".lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def should_run(settings: Settings, name: str) -> bool:
+    """Whether the job was deployed and not stopped on purpose since (older state files: deployed = should run)."""
+    state = _read_state(settings, name)
+    return bool(state.get("desired", "running" if state.get("job_id") else "stopped") == "running")
 
 
 def list_jobs(settings: Settings) -> list[dict[str, Any]]:
@@ -225,16 +248,20 @@ def replay(settings: Settings, name: str, start_ms: int, end_ms: int, timeout: f
 
 
 def _wait_running(settings: Settings, job_id: str, timeout: float = 120) -> None:
+    """Until every task runs: a job is RUNNING while its tasks still restore their state (INITIALIZING), and
+    a savepoint cannot be taken before they are done."""
+
     def running() -> bool:
         detail = flink.rest(settings, "GET", f"/jobs/{job_id}")
         if detail["state"] in {"FAILED", "CANCELED", "FINISHED"}:
             raise ServiceError(f"Flink job {job_id} ended as {detail['state']} right after submission")
-        return bool(detail["state"] == "RUNNING")
+        tasks = {vertex["status"] for vertex in detail.get("vertices", [])}
+        return bool(detail["state"] == "RUNNING" and tasks <= {"RUNNING", "FINISHED"})
 
     wait_until(running, timeout=timeout, what=f"Flink job {job_id} to run")
 
 
-def start(settings: Settings, name: str, restore_from: str | None = None) -> str:
+def _start(settings: Settings, name: str, restore_from: str | None = None) -> str:
     job_id = _submit(settings, name, restore_from)
     _write_state(
         settings,
@@ -243,6 +270,7 @@ def start(settings: Settings, name: str, restore_from: str | None = None) -> str
         code_version=code_version(name),
         deployed_at=time.time(),
         restored_from=restore_from,
+        desired="running",
     )
     _wait_running(settings, job_id)
     log.info("job_running", job=name, job_id=job_id)
@@ -250,7 +278,15 @@ def start(settings: Settings, name: str, restore_from: str | None = None) -> str
 
 
 def stop(settings: Settings, name: str, *, savepoint: bool = True, timeout: float = 120) -> str | None:
-    """Stop the job; with `savepoint`, take one first and return its location."""
+    """Stop the job on purpose (it is not recovered until deployed again); with `savepoint`, take one first and
+    return its location."""
+    with job_lock(settings, name):
+        if job_dir(settings, name).joinpath("state.json").exists():
+            _write_state(settings, name, desired="stopped")
+        return _stop(settings, name, savepoint=savepoint, timeout=timeout)
+
+
+def _stop(settings: Settings, name: str, *, savepoint: bool, timeout: float = 120) -> str | None:
     job = find_job(settings, name)
     if job is None:
         return None
@@ -270,8 +306,13 @@ def stop(settings: Settings, name: str, *, savepoint: bool = True, timeout: floa
             time.sleep(0.5)
     if location is not None:
         _write_state(settings, name, savepoint=location, savepoint_at=time.time())
-    if flink.rest(settings, "GET", f"/jobs/{job_id}")["state"] in ACTIVE_STATES:
-        flink.rest(settings, "PATCH", f"/jobs/{job_id}?mode=cancel")
+    # a completed stop-with-savepoint ends the job by itself; without one (none asked, or it failed) cancel it
+    if location is None and flink.rest(settings, "GET", f"/jobs/{job_id}")["state"] in ACTIVE_STATES:
+        try:
+            flink.rest(settings, "PATCH", f"/jobs/{job_id}?mode=cancel")
+        except ServiceError:
+            if flink.rest(settings, "GET", f"/jobs/{job_id}")["state"] in ACTIVE_STATES:
+                raise  # not a job that ended meanwhile
 
     def gone() -> bool:
         return bool(flink.rest(settings, "GET", f"/jobs/{job_id}")["state"] not in ACTIVE_STATES)
@@ -297,15 +338,87 @@ def _savepoint_location(name: str, operation: dict[str, Any]) -> str | None:
 
 
 def deploy(settings: Settings, name: str) -> DeployResult:
-    current = code_version(name)
-    running = find_job(settings, name)
-    if running is not None:
-        state = _read_state(settings, name)
-        if state.get("job_id") == running["jid"] and state.get("code_version") == current:
+    with job_lock(settings, name):
+        current = code_version(name)
+        running = find_job(settings, name)
+        if running is not None:
+            state = _read_state(settings, name)
+            if state.get("job_id") == running["jid"] and state.get("code_version") == current:
+                if state.get("desired") != "running":
+                    _write_state(settings, name, desired="running")
+                return DeployResult(name, "unchanged", running["jid"])
+            savepoint = _stop(settings, name, savepoint=True)
+            job_id = _start(settings, name, restore_from=savepoint or latest_restore_point(settings, name))
+            return DeployResult(name, "upgraded", job_id, savepoint)
+        return _start_from_latest(settings, name)
+
+
+def recover(settings: Settings, name: str) -> DeployResult:
+    """Start the job from its latest checkpoint if it should run and has no active run on the cluster (cancelled
+    by hand, failed beyond Flink's own restarts); judged under the job's lock, so a job stopped on purpose or
+    deployed meanwhile is left as it is ("stopped" / "unchanged")."""
+    with job_lock(settings, name):
+        if not should_run(settings, name):
+            return DeployResult(name, "stopped", "")
+        running = find_job(settings, name)
+        if running is not None:
             return DeployResult(name, "unchanged", running["jid"])
-        savepoint = stop(settings, name, savepoint=True)
-        job_id = start(settings, name, restore_from=savepoint or latest_restore_point(settings, name))
-        return DeployResult(name, "upgraded", job_id, savepoint)
+        return _start_from_latest(settings, name)
+
+
+def busy(settings: Settings, name: str) -> bool:
+    """Whether a deploy or stop of the job holds its lock right now (in a process on this machine)."""
+    path = job_dir(settings, name) / ".lock"
+    if not path.exists():
+        return False
+    with open(path, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
+def _start_from_latest(settings: Settings, name: str) -> DeployResult:
+    """Start the job from its newest savepoint or retained checkpoint. When it should have been running (nobody
+    stopped it: cancelled by hand, failed for good, a cluster that went away) that is a recovery, counted."""
+    lost = should_run(settings, name)
+    recoveries = int(_read_state(settings, name).get("recoveries", 0))
     restore = latest_restore_point(settings, name)
-    job_id = start(settings, name, restore_from=restore)
-    return DeployResult(name, "started", job_id, restore)
+    job_id = _start(settings, name, restore_from=restore)
+    if not lost:
+        return DeployResult(name, "started", job_id, restore)
+    _write_state(settings, name, recoveries=recoveries + 1, recovered_at=time.time())
+    log.warning("job_recovered", job=name, job_id=job_id, restored_from=restore or "none")
+    return DeployResult(name, "recovered", job_id, restore)
+
+
+def status(settings: Settings, name: str) -> dict[str, Any]:
+    """What Dagster records of a job: its state on the cluster, Flink's own restarts, the last completed
+    checkpoint, the code running vs the checkout's, and how often it was recovered."""
+    state = _read_state(settings, name)
+    found = find_job(settings, name)
+    job_id = found["jid"] if found else state.get("job_id")
+    detail: dict[str, Any] = {
+        "job": name,
+        "state": found["state"] if found else "NOT_RUNNING",
+        "job_id": job_id or "",
+        "should_run": should_run(settings, name),
+        "code_version_running": state.get("code_version", "") if found else "",
+        "code_version_current": code_version(name),
+        "recoveries": int(state.get("recoveries", 0)),
+        "restarts": 0,
+        "last_checkpoint_id": None,
+        "last_checkpoint_at_ms": None,
+        "last_checkpoint_path": "",
+    }
+    if found:
+        metrics = flink.rest(settings, "GET", f"/jobs/{job_id}/metrics?get=numRestarts")
+        detail["restarts"] = int(next((float(m["value"]) for m in metrics if m["id"] == "numRestarts"), 0))
+        latest = (flink.rest(settings, "GET", f"/jobs/{job_id}/checkpoints").get("latest") or {}).get("completed")
+        if latest:
+            detail["last_checkpoint_id"] = latest["id"]
+            detail["last_checkpoint_at_ms"] = latest.get("latest_ack_timestamp")
+            detail["last_checkpoint_path"] = latest.get("external_path", "")
+    return detail

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import base64
 import subprocess
+import time
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -197,15 +200,55 @@ def ensure_topic(settings: Settings) -> None:
 
 def topic_end_offsets(settings: Settings) -> dict[int, int]:
     """High watermark per partition of the events topic."""
+    return topic_offsets(settings).end
+
+
+@dataclass(frozen=True)
+class TopicOffsets:
+    """Where the events topic stands: per partition its end (high watermark), the first offset written at or
+    after `since_ms` (the end when nothing was), and the offsets consumer groups committed."""
+
+    end: dict[int, int]
+    since: dict[int, int]
+    since_ms: int
+    committed: dict[str, dict[int, int | None]]
+
+    def events_since(self) -> int:
+        return sum(self.end[p] - self.since[p] for p in self.end)
+
+    def lag(self, group: str) -> int | None:
+        """Events the group has not committed yet; None when it never committed (it has not consumed)."""
+        offsets = self.committed.get(group, {})
+        if not offsets or all(offset is None for offset in offsets.values()):
+            return None
+        return sum(self.end[p] - (offsets.get(p) or 0) for p in self.end)
+
+
+def topic_offsets(settings: Settings, groups: Sequence[str] = (), window_seconds: float = 60) -> TopicOffsets:
+    """One look at the topic: end offsets, where the last `window_seconds` started (Kafka's time index: the
+    record timestamps), and the committed offsets of `groups` (e.g. `flink-raw_events`, committed on each
+    checkpoint of the job)."""
     from confluent_kafka import Consumer, TopicPartition
 
-    consumer = Consumer({**client_config(settings), "group.id": "infra-status", "enable.auto.commit": False})
+    topic = settings.kafka.topic
+    since_ms = int((time.time() - window_seconds) * 1000)
+    config = {**client_config(settings), "enable.auto.commit": False}
+    consumer = Consumer({**config, "group.id": "infra-status"})
     try:
-        meta = consumer.list_topics(settings.kafka.topic, timeout=10).topics[settings.kafka.topic]
-        out = {}
-        for pid in meta.partitions:
-            _, high = consumer.get_watermark_offsets(TopicPartition(settings.kafka.topic, pid), timeout=10)
-            out[pid] = high
-        return out
+        meta = consumer.list_topics(topic, timeout=10).topics[topic]
+        partitions = sorted(meta.partitions)
+        end = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+        found = consumer.offsets_for_times([TopicPartition(topic, p, since_ms) for p in partitions], timeout=10)
+        # -1: no record at or after the time
+        since = {tp.partition: (tp.offset if tp.offset >= 0 else end[tp.partition]) for tp in found}
     finally:
         consumer.close()
+    committed: dict[str, dict[int, int | None]] = {}
+    for group in groups:
+        reader = Consumer({**config, "group.id": group})
+        try:
+            offsets = reader.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
+            committed[group] = {tp.partition: (tp.offset if tp.offset >= 0 else None) for tp in offsets}
+        finally:
+            reader.close()
+    return TopicOffsets(end=end, since=since, since_ms=since_ms, committed=committed)
