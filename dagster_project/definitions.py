@@ -1,5 +1,6 @@
-"""Assembles the code location; the pieces live in assets/, resources.py and schedules.py. `pipeline.mode`
-decides what is assembled: Lambda adds dbt's batch layer, partitioned by day."""
+"""Assembles the code location; the pieces live in assets/, checks.py, jobs.py, schedules.py, sensors.py and
+resources.py. `pipeline.mode` decides what is assembled: Kappa makes the replayed speed tables materialisable
+per day (a Flink batch replay); Lambda adds dbt's batch layer, partitioned by day, and its daily schedule."""
 
 from __future__ import annotations
 
@@ -9,11 +10,15 @@ import dagster as dg
 from dagster_dbt import DbtCliResource
 
 from dagster_project.assets.dbt import build_dbt_assets, dbt_project
-from dagster_project.assets.flink import raw_events_flink_job
-from dagster_project.assets.iceberg import raw_tables
+from dagster_project.assets.flink import flink_job_assets
+from dagster_project.assets.iceberg import build_table_assets
 from dagster_project.assets.kafka import http_events_topic
+from dagster_project.checks import streaming_checks
+from dagster_project.jobs import table_maintenance_job
+from dagster_project.partitions import daily_partitions
 from dagster_project.resources import build_resources
-from dagster_project.schedules import observe_sources_job, observe_sources_schedule
+from dagster_project.schedules import build_schedules
+from dagster_project.sensors import build_sensors
 from infra import analytics
 from infra.config import Settings, load_settings
 
@@ -23,11 +28,18 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     for key, value in analytics.dbt_env(settings, base={}).items():
         os.environ.setdefault(key, value)
     project = dbt_project(settings)
-    days = dg.DailyPartitionsDefinition(start_date=settings.dagster.first_day.isoformat(), timezone="UTC")
+    days = daily_partitions(settings)
     return dg.Definitions(
-        assets=[http_events_topic, raw_events_flink_job, raw_tables, *build_dbt_assets(settings, project, days)],
-        jobs=[observe_sources_job],
-        schedules=[observe_sources_schedule],
+        assets=[
+            http_events_topic,
+            *flink_job_assets,
+            *build_table_assets(settings, days),
+            *build_dbt_assets(settings, project, days),
+        ],
+        asset_checks=[streaming_checks],
+        jobs=[table_maintenance_job],
+        schedules=build_schedules(settings, days),
+        sensors=build_sensors(settings),
         resources={
             **build_resources(settings),
             "dbt": DbtCliResource(project_dir=project, dbt_executable=str(analytics.DBT_EXECUTABLE)),

@@ -1,13 +1,23 @@
-"""One ConfigurableResource per external system. Values come from the project's configuration
-(pipeline.yaml / PIPELINE_* environment, read once by `infra.config.load_settings`)."""
+"""One ConfigurableResource per external system: Kafka, the Flink cluster, the Iceberg catalog (dbt's is
+dagster-dbt's DbtCliResource, built in definitions.py). Each wraps the platform's own client code in infra/,
+the same code `python -m infra` runs; values come from the project's configuration (pipeline.yaml /
+PIPELINE_* environment, read by `infra.config.load_settings`)."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from datetime import date
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
 from infra.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from infra.services.flink_jobs import DeployResult
+    from infra.services.kafka import TopicOffsets
 
 
 class KafkaResource(dg.ConfigurableResource):
@@ -16,26 +26,43 @@ class KafkaResource(dg.ConfigurableResource):
     bootstrap_servers: str
     topic: str
 
-    def end_offsets(self) -> dict[int, int]:
+    def offsets(self, groups: Sequence[str] = (), window_seconds: float = 60) -> TopicOffsets:
+        """End offsets, the offsets the last `window_seconds` started at, and the groups' committed offsets."""
         from infra.services import kafka
 
-        return kafka.topic_end_offsets(_settings())
+        return kafka.topic_offsets(_settings(), groups, window_seconds)
 
 
 class FlinkResource(dg.ConfigurableResource):
-    """The Flink cluster's REST API, and the `flink` CLI (through infra) for submitting Python jobs."""
+    """The Flink cluster: its REST API, and the `flink` CLI of the Flink environment for submitting Python jobs
+    (infra/services/flink_jobs.py); the same calls work against a remote cluster (flink.mode: remote)."""
 
     rest_url: str
 
-    def deploy(self, job: str) -> Any:
+    def deploy(self, job: str) -> DeployResult:
         from infra.services import flink_jobs
 
         return flink_jobs.deploy(_settings(), job)
 
-    def find_job(self, job: str) -> dict[str, Any] | None:
+    def recover(self, job: str) -> DeployResult:
         from infra.services import flink_jobs
 
-        return flink_jobs.find_job(_settings(), job)
+        return flink_jobs.recover(_settings(), job)
+
+    def busy(self, job: str) -> bool:
+        from infra.services import flink_jobs
+
+        return flink_jobs.busy(_settings(), job)
+
+    def status(self, job: str) -> dict[str, Any]:
+        from infra.services import flink_jobs
+
+        return flink_jobs.status(_settings(), job)
+
+    def replay(self, job: str, start_ms: int, end_ms: int) -> str:
+        from infra.services import flink_jobs
+
+        return flink_jobs.replay(_settings(), job, start_ms, end_ms)
 
     def code_version(self, job: str) -> str:
         from infra.services import flink_jobs
@@ -44,15 +71,27 @@ class FlinkResource(dg.ConfigurableResource):
 
 
 class IcebergResource(dg.ConfigurableResource):
-    """The Iceberg catalog `lake` (the same catalog Flink writes through)."""
+    """The Iceberg catalog `lake` (the catalog Flink writes through), and SQL over it (DuckDB, infra/lake.py)."""
 
     catalog_name: str
     warehouse: str
 
-    def load_table(self, identifier: str) -> Any:
+    def table_stats(self, identifier: str) -> dict[str, Any]:
         from infra import iceberg
 
-        return iceberg.load(_settings()).load_table(identifier)
+        return iceberg.table_stats(iceberg.load(_settings()).load_table(identifier))
+
+    def day_partitions(self, identifier: str, since: date | None = None) -> dict[str, dict[str, int]]:
+        """Rows, files and last commit (ms) of each day partition of the table (from its manifests)."""
+        from infra import iceberg
+
+        return iceberg.day_partition_stats(iceberg.load(_settings()).load_table(identifier), since)
+
+    def connect(self, identifiers: Sequence[str] = ()) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB connection with views over the tables' current snapshots."""
+        from infra import iceberg, lake
+
+        return lake.connect(_settings(), [spec for spec in iceberg.TABLES if spec.identifier in identifiers])
 
 
 def _settings() -> Settings:

@@ -1,20 +1,49 @@
-"""Observation schedules: the topic's offsets and the tables' snapshots, every minute."""
+"""Schedules (cron in UTC, from the `dagster` section of pipeline.yaml), all running from the start:
 
-from __future__ import annotations
+- `observe_sources_schedule`: the topic's offsets, events/s and consumer lag;
+- `dbt_build_schedule`: dbt build of staging and marts (Lambda: also the serving views and the reconciliation);
+- `batch_layer_schedule` (Lambda): yesterday's day partition of the batch layer;
+- `table_maintenance_schedule`: compaction and snapshot expiry of the Iceberg tables.
+"""
+
+from datetime import UTC, timedelta
 
 import dagster as dg
 
-from dagster_project.assets.iceberg import RAW_TABLES, table_key
-from dagster_project.assets.kafka import HTTP_EVENTS_TOPIC
+from dagster_project.jobs import batch_layer_job, dbt_build_job, observe_sources_job, table_maintenance_job
+from infra.config import Settings
 
-observe_sources_job = dg.define_asset_job(
-    "observe_sources_job",
-    selection=dg.AssetSelection.assets(HTTP_EVENTS_TOPIC, *(table_key(t) for t in RAW_TABLES)),
-)
+RUNNING = dg.DefaultScheduleStatus.RUNNING
 
-observe_sources_schedule = dg.ScheduleDefinition(
-    name="observe_sources_schedule",
-    job=observe_sources_job,
-    cron_schedule="* * * * *",
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-)
+
+def build_schedules(settings: Settings, days: dg.DailyPartitionsDefinition) -> list[dg.ScheduleDefinition]:
+    d = settings.dagster
+    schedules = [
+        dg.ScheduleDefinition(
+            name="observe_sources_schedule",
+            job=observe_sources_job,
+            cron_schedule=d.observe_cron,
+            default_status=RUNNING,
+        ),
+        dg.ScheduleDefinition(
+            name="dbt_build_schedule", job=dbt_build_job, cron_schedule=d.dbt_cron, default_status=RUNNING
+        ),
+        dg.ScheduleDefinition(
+            name="table_maintenance_schedule",
+            job=table_maintenance_job,
+            cron_schedule=d.maintenance_cron,
+            default_status=RUNNING,
+        ),
+    ]
+    if settings.pipeline.mode != "lambda":
+        return schedules
+
+    @dg.schedule(name="batch_layer_schedule", job=batch_layer_job, cron_schedule=d.batch_cron, default_status=RUNNING)
+    def batch_layer_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+        # the last complete day before the tick
+        day = (context.scheduled_execution_time.astimezone(UTC) - timedelta(days=1)).date()
+        if day < settings.dagster.first_day:
+            return dg.SkipReason(f"{day} is before dagster.first_day ({settings.dagster.first_day})")
+        return dg.RunRequest(run_key=day.isoformat(), partition_key=day.isoformat())
+
+    return [*schedules, batch_layer_schedule]

@@ -3,11 +3,14 @@ Iceberg table assets they read. Runs go through the same vars as `python -m infr
 
 Lambda adds the batch models, partitioned by day: materialising a day partition (or backfilling a range of
 them from the UI) runs them with `batch_start`/`batch_end` set to that window, which replaces exactly those
-days of the Iceberg `batch.*` tables. Everything else is rebuilt whole. Kappa has no batch models: the manifest
-is parsed per mode (`pipeline_mode` enables them), so each mode sees only its own models.
+days of the Iceberg `batch.*` tables (iceberg/batch/<measure>, downstream of dbt/batch_<measure>). Everything
+else is rebuilt whole. Kappa has no batch models: the manifest is parsed per mode (`pipeline_mode` enables
+them), so each mode sees only its own models. dbt runs share one DuckDB file: they run one at a time (the
+`duckdb` pool).
 """
 
 import fcntl
+import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -16,28 +19,44 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from dagster_project.assets.iceberg import table_key
-from infra import analytics
+from infra import analytics, iceberg
 from infra.config import Settings
 
 BATCH_SELECTION = "path:models/batch"
+POOL = "duckdb"
+
+
+def _project_fingerprint(settings: Settings) -> str:
+    """What the manifest depends on: the project's files and the vars the pipeline passes."""
+    digest = hashlib.sha256(json.dumps(analytics.dbt_vars(settings), sort_keys=True, default=str).encode())
+    for path in sorted(analytics.DBT_PROJECT_DIR.rglob("*")):
+        if path.is_file() and path.suffix in {".sql", ".yml", ".yaml", ".py"} and "target" not in path.parts:
+            digest.update(str(path.relative_to(analytics.DBT_PROJECT_DIR)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def dbt_project(settings: Settings) -> DbtProject:
-    """The project with its manifest parsed now, for this mode and these settings (a few seconds)."""
+    """The project with its manifest for this mode and these settings, parsed again only when the project or
+    the vars changed (a parse takes a few seconds; every Dagster run loads the code location)."""
     target = settings.var_dir / "dbt" / f"manifest-{settings.pipeline.mode}"
     target.mkdir(parents=True, exist_ok=True)
+    stamp, fingerprint = target / ".parsed", _project_fingerprint(settings)
     # the webserver and the daemon load the code location at the same time: one parses, the other waits
     with open(target / ".parse.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        parsed = analytics.run(settings, ["parse", "--quiet", "--target-path", str(target)], capture=True, timeout=300)
-    if parsed.returncode != 0:
-        raise dg.DagsterError(f"dbt parse failed:\n{parsed.stdout[-3000:]}{parsed.stderr[-3000:]}")
+        if not (stamp.exists() and stamp.read_text() == fingerprint and (target / "manifest.json").exists()):
+            args = ["parse", "--quiet", "--target-path", str(target)]
+            parsed = analytics.run(settings, args, capture=True, timeout=300)
+            if parsed.returncode != 0:
+                raise dg.DagsterError(f"dbt parse failed:\n{parsed.stdout[-3000:]}{parsed.stderr[-3000:]}")
+            stamp.write_text(fingerprint)
     return DbtProject(project_dir=analytics.DBT_PROJECT_DIR, target_path=target)
 
 
 class LakeTranslator(DagsterDbtTranslator):
-    """dbt sources are the Iceberg tables' assets (iceberg/raw/http_events, ...); models keep their names
-    under dbt/, grouped by folder (staging, marts, batch, serving)."""
+    """dbt sources are the Iceberg tables' assets (iceberg/raw/http_events, iceberg/batch/user_sessions, ...);
+    models keep their names under dbt/, grouped by folder (staging, marts, batch, serving)."""
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] == "source":
@@ -52,7 +71,7 @@ class LakeTranslator(DagsterDbtTranslator):
 
 def build_dbt_assets(
     settings: Settings, project: DbtProject, days: dg.DailyPartitionsDefinition
-) -> list[dg.AssetsDefinition]:
+) -> list[dg.AssetsDefinition | dg.AssetSpec]:
     pipeline_vars = analytics.dbt_vars(settings)
     translator = LakeTranslator()
 
@@ -62,6 +81,7 @@ def build_dbt_assets(
         dagster_dbt_translator=translator,
         exclude=BATCH_SELECTION,
         name="dbt_models",
+        pool=POOL,
     )
     def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
         yield from dbt.cli(["build", "--vars", json.dumps(pipeline_vars)], context=context).stream()
@@ -76,6 +96,8 @@ def build_dbt_assets(
         select=BATCH_SELECTION,
         partitions_def=days,
         name="dbt_batch_layer",
+        pool=POOL,
+        backfill_policy=dg.BackfillPolicy.multi_run(1),  # a run per day: the UI shows each day's progress
     )
     def dbt_batch_layer(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
         window = context.partition_time_window
@@ -90,4 +112,17 @@ def build_dbt_assets(
         dbt.cli([*upstream, "--vars", json.dumps(batch_vars)], manifest=project.manifest_path).wait()
         yield from dbt.cli(["build", "--vars", json.dumps(batch_vars)], context=context).stream()
 
-    return [dbt_models, dbt_batch_layer]
+    # what the batch models publish: Iceberg batch.*, read back by the serving views as dbt sources
+    published = [
+        dg.AssetSpec(
+            table_key(table.identifier),
+            description=table.doc,
+            deps=[dg.AssetKey(["dbt", table.identifier.replace("batch.", "batch_", 1)])],
+            group_name="lake",
+            kinds={"iceberg"},
+            partitions_def=days,
+            metadata={"table": table.identifier, "partitioned_by": f"day({table.day_partition_on})"},
+        )
+        for table in iceberg.BATCH_TABLES
+    ]
+    return [dbt_models, dbt_batch_layer, *published]

@@ -1,47 +1,86 @@
-"""The Iceberg tables the streaming jobs write, observed for snapshots, rows and files."""
+"""The Iceberg tables of the contract as assets, partitioned by day as the tables are.
 
-from collections.abc import Iterator
+The streams append to raw.* and speed.* all the time: those tables are external assets downstream of the
+Flink job that writes them; the freshness and lag sensor (sensors.py) records their snapshots, rows, files and
+last commit, per table and per day partition. In Kappa, the windows job's speed tables are also
+materialisable per day: materialising a day partition (or backfilling a range of them from the UI) runs the
+job's own SQL in batch mode on the Flink cluster over raw.http_events of that day and replaces the partition
+(`python -m infra replay`). In Lambda the batch.* tables are the dbt batch layer's assets (assets/dbt.py).
+"""
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 
 import dagster as dg
 
-from dagster_project.assets.flink import RAW_EVENTS_JOB
-from dagster_project.resources import IcebergResource
+from dagster_project.assets.flink import job_key
+from dagster_project.partitions import day_window_ms
+from dagster_project.resources import FlinkResource, IcebergResource
+from flink_jobs import JOBS
+from flink_jobs.windows import SINKS as REPLAYED_VIEWS
+from infra import iceberg
+from infra.config import Settings
 
-RAW_TABLES = {
-    "raw.http_events": "Every valid event of the topic, late ones included; partitioned by day of event_time.",
-    "raw.dead_letter_events": "Messages that are not valid events, with the reason and their Kafka offset.",
-}
+REPLAY_JOB = "windows"
+REPLAYED = tuple(f"speed.{view}" for view, _ in REPLAYED_VIEWS)
+# the tables a stream appends to; batch.* is written by dbt
+STREAMED = [spec for spec in iceberg.TABLES if not spec.identifier.startswith("batch.")]
 
 
 def table_key(identifier: str) -> dg.AssetKey:
     return dg.AssetKey(["iceberg", *identifier.split(".")])
 
 
-@dg.multi_observable_source_asset(
-    specs=[
-        dg.AssetSpec(
-            table_key(identifier),
-            description=doc,
-            deps=[RAW_EVENTS_JOB],
-            group_name="lake",
-            kinds={"iceberg"},
-            metadata={"table": identifier},
-        )
-        for identifier, doc in RAW_TABLES.items()
-    ],
-    name="raw_tables",
-)
-def raw_tables(iceberg: IcebergResource) -> Iterator[dg.ObserveResult]:
-    from infra.iceberg import table_stats
+def writers(identifier: str) -> list[str]:
+    return [job for job, spec in JOBS.items() if identifier in spec.writes]
 
-    for identifier in RAW_TABLES:
-        stats = table_stats(iceberg.load_table(identifier))
-        yield dg.ObserveResult(
-            asset_key=table_key(identifier),
-            data_version=dg.DataVersion(str(stats["snapshot_id"])),
-            metadata={
-                "rows": dg.MetadataValue.int(stats["rows"]),
-                "data_files": dg.MetadataValue.int(stats["files"]),
-                "snapshots": dg.MetadataValue.int(stats["snapshots"]),
-            },
-        )
+
+def _spec(table: iceberg.TableSpec, days: dg.DailyPartitionsDefinition, *, replayed: bool) -> dg.AssetSpec:
+    deps = [job_key(job) for job in writers(table.identifier)]
+    if replayed:
+        deps.append(table_key("raw.http_events"))
+    return dg.AssetSpec(
+        table_key(table.identifier),
+        description=table.doc,
+        deps=deps,
+        group_name="lake",
+        kinds={"iceberg"},
+        partitions_def=days,
+        metadata={"table": table.identifier, "partitioned_by": f"day({table.day_partition_on})"},
+    )
+
+
+def _windows_replay(days: dg.DailyPartitionsDefinition, specs: Sequence[dg.AssetSpec]) -> dg.AssetsDefinition:
+    @dg.multi_asset(specs=specs, name="windows_replay", partitions_def=days, pool="flink_replay")
+    def windows_replay(
+        context: dg.AssetExecutionContext, flink: FlinkResource, iceberg: IcebergResource
+    ) -> Iterator[dg.MaterializeResult]:
+        start_ms, end_ms = day_window_ms(context)
+        days_replayed = context.partition_keys
+        context.log.info(f"Kappa replay of {REPLAY_JOB} over {days_replayed[0]} .. {days_replayed[-1]}")
+        flink_job_id = flink.replay(REPLAY_JOB, start_ms, end_ms)
+        for spec in specs:
+            identifier = str(spec.metadata["table"])
+            partitions = iceberg.day_partitions(identifier, since=datetime.fromtimestamp(start_ms / 1000, UTC).date())
+            rows = sum(partitions.get(day, {}).get("rows", 0) for day in days_replayed)
+            yield dg.MaterializeResult(
+                asset_key=spec.key,
+                metadata={"rows": dg.MetadataValue.int(rows), "flink_job_id": flink_job_id, "mode": "kappa replay"},
+            )
+
+    return windows_replay
+
+
+def build_table_assets(
+    settings: Settings, days: dg.DailyPartitionsDefinition
+) -> list[dg.AssetSpec | dg.AssetsDefinition]:
+    """Kappa: the replayed speed tables are one materialisable multi-asset; every other streamed table (and all
+    of them in Lambda) an external asset."""
+    kappa = settings.pipeline.mode == "kappa"
+    external: list[dg.AssetSpec | dg.AssetsDefinition] = [
+        _spec(t, days, replayed=False) for t in STREAMED if not (kappa and t.identifier in REPLAYED)
+    ]
+    if not kappa:
+        return external
+    replayed = [_spec(t, days, replayed=True) for t in STREAMED if t.identifier in REPLAYED]
+    return [*external, _windows_replay(days, replayed)]

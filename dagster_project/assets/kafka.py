@@ -1,10 +1,19 @@
-"""The topic `http_events`: an external source asset, observed for its end offsets."""
+"""The topic `http_events`: an external source asset (the interceptor writes it, nothing here materialises it),
+observed on a schedule: end offsets, events/s over the last minute, and how far each Flink job's consumer group
+is behind."""
 
 import dagster as dg
 
 from dagster_project.resources import KafkaResource
+from flink_jobs import JOBS
 
 HTTP_EVENTS_TOPIC = dg.AssetKey(["kafka", "http_events"])
+RATE_WINDOW_SECONDS = 60
+
+
+def consumer_group(job: str) -> str:
+    """The Kafka consumer group of a Flink job (it commits its offsets there on each checkpoint)."""
+    return f"flink-{job}"
 
 
 @dg.observable_source_asset(
@@ -13,13 +22,16 @@ HTTP_EVENTS_TOPIC = dg.AssetKey(["kafka", "http_events"])
     description="Kafka topic http_events: one JSON event per API request, written by the interceptor.",
 )
 def http_events_topic(kafka: KafkaResource) -> dg.ObserveResult:
-    offsets = kafka.end_offsets()
-    total = sum(offsets.values())
+    offsets = kafka.offsets([consumer_group(job) for job in JOBS], window_seconds=RATE_WINDOW_SECONDS)
+    total = sum(offsets.end.values())
+    lag = {job: offsets.lag(consumer_group(job)) for job in JOBS}
     return dg.ObserveResult(
         data_version=dg.DataVersion(str(total)),
         metadata={
             "topic": kafka.topic,
+            "partitions": dg.MetadataValue.int(len(offsets.end)),
             "end_offset_total": dg.MetadataValue.int(total),
-            "partitions": dg.MetadataValue.int(len(offsets)),
+            "events_per_second": dg.MetadataValue.float(round(offsets.events_since() / RATE_WINDOW_SECONDS, 2)),
+            **{f"consumer_lag/{job}": dg.MetadataValue.int(-1 if n is None else n) for job, n in lag.items()},
         },
     )

@@ -39,9 +39,15 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
+def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """A module's stack; the module's `STACK_ENV` (a dict of PIPELINE_* variables) adds to its configuration."""
     var_dir = sandbox.scratch_var_dir("itest-")
-    env = sandbox.environment(var_dir, PIPELINE_FLINK__CHECKPOINT_INTERVAL_SECONDS="2", PIPELINE_TRAFFIC__RATE="20")
+    env = sandbox.environment(
+        var_dir,
+        PIPELINE_FLINK__CHECKPOINT_INTERVAL_SECONDS="2",
+        PIPELINE_TRAFFIC__RATE="20",
+        **getattr(request.module, "STACK_ENV", {}),
+    )
     saved = dict(os.environ)
     os.environ.update({k: v for k, v in env.items() if k.startswith("PIPELINE_")})
     try:

@@ -23,23 +23,10 @@ from infra.cli import DEFAULT_JOBS
 from infra.config import REPO_ROOT
 from infra.process import ServiceError, _alive, _group_members
 from infra.services import flink, flink_jobs, kafka
+from tests.integration.known_events import event, expected_per_minute, per_minute, produce, raw_count
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
-
-
-def _event(service: str, i: int) -> dict[str, object]:
-    return {
-        "event_id": f"{service}-{i}-{uuid.uuid4().hex}",
-        "event_time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
-        "service": service,
-        "method": "GET",
-        "route": "/items/{id}",
-        "path": f"/items/{i}",
-        "status_code": 200 if i % 10 else 503,
-        "duration_ms": float(i % 50),
-        "user_id": f"u{i % 13}" if i % 3 else None,
-    }
 
 
 def test_up_serves_every_service(stack):
@@ -58,15 +45,14 @@ def test_up_serves_every_service(stack):
 def test_known_events_land_exactly_once_in_raw_http_events(stack):
     s = stack.settings
     service = f"itest-{uuid.uuid4().hex[:8]}"
-    events = [_event(service, i) for i in range(500)]
+    events = [event(service, i) for i in range(500)]
     malformed = [
         b"{not json",
         b'"a string"',
         json.dumps({"event_id": f"{service}-bad", "service": service}).encode(),
     ]
-    producer = Producer({**kafka.client_config(s), "enable.idempotence": True})
-    for event in events:
-        producer.produce(s.kafka.topic, json.dumps(event).encode(), key=str(event["user_id"]))
+    produce(s, events)
+    producer = Producer(kafka.client_config(s))
     for payload in malformed:
         producer.produce(s.kafka.topic, payload)
     assert producer.flush(30) == 0
@@ -224,47 +210,18 @@ def test_counts_stay_exact_when_the_taskmanager_is_killed_and_a_replay_gives_the
     savepoint, start from it) keeps them exact. Then a Kappa replay of the day gives the same rows."""
     s = stack.settings
     service = f"kill-{uuid.uuid4().hex[:8]}"
-    producer = Producer({**kafka.client_config(s), "enable.idempotence": True})
-    catalog = iceberg.load(s)
-
-    def produce(events: list[dict[str, object]]) -> None:
-        for event in events:
-            producer.produce(s.kafka.topic, json.dumps(event).encode(), key=str(event["user_id"]))
-        assert producer.flush(30) == 0
-
-    def raw_count() -> int:
-        return catalog.load_table("raw.http_events").scan(row_filter=f"service == '{service}'").count()
-
-    first = [_event(service, i) for i in range(300)]
-    produce(first)
-    wait_for(lambda: raw_count() > 0, 120, "the first events in raw.http_events")
+    first = [event(service, i) for i in range(300)]
+    produce(s, first)
+    wait_for(lambda: raw_count(s, service) > 0, 120, "the first events in raw.http_events")
     taskmanager = stack.pids()["flink-taskmanager"]
     os.killpg(taskmanager, signal.SIGKILL)
     proc = stack.cli("up", timeout=600)  # starts a TaskManager again; the jobs recover by themselves
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert stack.pids()["flink-taskmanager"] != taskmanager
-    second = [_event(service, i) for i in range(300, 600)]
-    produce(second)
+    second = [event(service, i) for i in range(300, 600)]
+    produce(s, second)
     events = first + second
-
-    def expected_per_minute() -> dict[tuple[datetime, int], list[int]]:
-        expected: dict[tuple[datetime, int], list[int]] = {}
-        for event in events:
-            at = datetime.strptime(str(event["event_time"]), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-            minute = at.replace(second=0, microsecond=0)
-            counts = expected.setdefault((minute, int(str(event["status_code"]))), [0, 0])
-            counts[0] += 1
-            counts[1] += int(event["status_code"]) >= 500  # type: ignore[operator]
-        return expected
-
-    expected = expected_per_minute()
-
-    def per_minute() -> dict[tuple[datetime, int], list[int]]:
-        rows = catalog.load_table("speed.api_requests_per_minute").scan(row_filter=f"service == '{service}'")
-        return {
-            (r["window_start"], r["status_code"]): [r["request_count"], r["error_count"]]
-            for r in rows.to_arrow().to_pylist()
-        }
+    expected = expected_per_minute(events)
 
     def route_minute_total() -> int:
         sql = f"SELECT sum(request_count) FROM speed.requests_per_route_minute WHERE service = '{service}'"
@@ -272,11 +229,15 @@ def test_counts_stay_exact_when_the_taskmanager_is_killed_and_a_replay_gives_the
             return int(con.sql(sql).fetchone()[0] or 0)  # type: ignore[index]
 
     # the windows close once the demo traffic moves the watermark past the last minute
-    wait_for(lambda: raw_count() == len(events) and per_minute() == expected, 240, "exact counts after the kill")
+    wait_for(
+        lambda: raw_count(s, service) == len(events) and per_minute(s, service) == expected,
+        240,
+        "exact counts after the kill",
+    )
     wait_for(lambda: route_minute_total() == len(events), 120, "the DataStream minute windows")
     time.sleep(6)  # a few more checkpoints: nothing may arrive twice
-    assert raw_count() == len(events)
-    assert per_minute() == expected
+    assert raw_count(s, service) == len(events)
+    assert per_minute(s, service) == expected
     assert route_minute_total() == len(events)
     overview = {name: flink_jobs.find_job(s, name) for name in DEFAULT_JOBS}
     assert all(job is not None and job["state"] == "RUNNING" for job in overview.values()), overview
@@ -288,12 +249,16 @@ def test_counts_stay_exact_when_the_taskmanager_is_killed_and_a_replay_gives_the
     state_file.write_text(json.dumps(json.loads(state_file.read_text()) | {"code_version": "older-checkout"}))
     upgrade = flink_jobs.deploy(s, "datastream_windows")
     assert upgrade.action == "upgraded" and upgrade.restored_from, upgrade
-    third = [_event(service, i) for i in range(600, 700)]
-    produce(third)
+    third = [event(service, i) for i in range(600, 700)]
+    produce(s, third)
     events += third
-    expected = expected_per_minute()
+    expected = expected_per_minute(events)
     wait_for(lambda: route_minute_total() == len(events), 240, "the DataStream minute windows after the upgrade")
-    wait_for(lambda: raw_count() == len(events) and per_minute() == expected, 120, "exact counts after it")
+    wait_for(
+        lambda: raw_count(s, service) == len(events) and per_minute(s, service) == expected,
+        120,
+        "exact counts after it",
+    )
     time.sleep(6)
     assert route_minute_total() == len(events)
 
@@ -308,7 +273,7 @@ def test_counts_stay_exact_when_the_taskmanager_is_killed_and_a_replay_gives_the
         flink_jobs.replay(s, "windows", start_ms, end_ms)
     flink_jobs.stop(s, "windows")
     flink_jobs.replay(s, "windows", start_ms, end_ms)
-    assert per_minute() == expected
+    assert per_minute(s, service) == expected
 
 
 def test_down_leaves_no_process_and_no_port(stack):

@@ -1,46 +1,147 @@
-"""The Dagster code location loads in both modes and shows the topic, the job and the tables."""
+"""The Dagster code location: what each mode assembles (assets, checks, jobs, schedules, sensors), and a wrong
+mode fails naming the key and the allowed values. No service is needed to load it."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import dagster as dg
 import pytest
 
 from dagster_project.definitions import build_definitions
-from infra.config import load_settings
+from infra.config import ConfigError, load_settings
+
+JOBS = {"flink/raw_events", "flink/windows", "flink/datastream_windows"}
+REPLAYED = {
+    "iceberg/speed/api_requests_per_minute",
+    "iceberg/speed/api_traffic_sliding_5m",
+    "iceberg/speed/user_sessions",
+    "iceberg/speed/api_daily_running_totals",
+}
+STREAMED_ONLY = {
+    "iceberg/raw/http_events",
+    "iceberg/raw/dead_letter_events",
+    "iceberg/raw/late_events",
+    "iceberg/speed/requests_per_route_minute_firings",
+    "iceberg/speed/checkout_funnels",
+}
+BATCH = {
+    "api_requests_per_minute",
+    "api_traffic_sliding_5m",
+    "user_sessions",
+    "api_daily_running_totals",
+    "requests_per_route_minute",
+    "checkout_funnels",
+}
 
 
-@pytest.mark.parametrize("mode", ["kappa", "lambda"])
-def test_definitions_load(monkeypatch, mode):
-    monkeypatch.setenv("PIPELINE_PIPELINE__MODE", mode)
-    defs = build_definitions(load_settings())
-    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert {
-        "kafka/http_events",
-        "flink/raw_events",
-        "iceberg/raw/http_events",
-        "iceberg/raw/dead_letter_events",
-    } <= keys
+@pytest.fixture(params=["kappa", "lambda"])
+def mode_defs(request, monkeypatch):
+    monkeypatch.setenv("PIPELINE_PIPELINE__MODE", request.param)
+    return request.param, build_definitions(load_settings())
+
+
+def _graph(defs: dg.Definitions):
     graph = defs.resolve_asset_graph()
-    table = graph.get(next(k for k in graph.get_all_asset_keys() if k.to_user_string() == "iceberg/raw/http_events"))
-    assert {p.to_user_string() for p in table.parent_keys} == {"flink/raw_events"}
+    return graph, {k.to_user_string(): k for k in graph.get_all_asset_keys()}
 
 
-@pytest.mark.parametrize("mode", ["kappa", "lambda"])
-def test_dbt_models_are_assets_on_the_iceberg_tables_and_lambda_adds_the_partitioned_batch_layer(monkeypatch, mode):
-    monkeypatch.setenv("PIPELINE_PIPELINE__MODE", mode)
-    defs = build_definitions(load_settings())
-    graph = defs.resolve_asset_graph()
-    by_name = {k.to_user_string(): k for k in graph.get_all_asset_keys()}
-    # a dbt source is the Iceberg table's asset: lineage runs topic -> job -> table -> staging -> marts
-    staging = graph.get(by_name["dbt/stg_http_events"])
-    assert {p.to_user_string() for p in staging.parent_keys} == {"iceberg/raw/http_events"}
-    assert "dbt/api_health_daily" in by_name and "dbt/serving_api_requests_per_minute" in by_name
-    batch = {name for name in by_name if name.startswith("dbt/batch_")}
+def _parents(graph, keys, name: str) -> set[str]:
+    return {p.to_user_string() for p in graph.get(keys[name]).parent_keys}
+
+
+def test_the_lineage_reads_topic_jobs_tables_dbt(mode_defs):
+    _, defs = mode_defs
+    graph, keys = _graph(defs)
+    assert {"kafka/http_events", *JOBS, *REPLAYED, *STREAMED_ONLY} <= set(keys)
+    for job in JOBS:
+        assert _parents(graph, keys, job) == {"kafka/http_events"}
+        assert graph.get(keys[job]).is_materializable and graph.get(keys[job]).code_version
+    assert _parents(graph, keys, "iceberg/raw/http_events") == {"flink/raw_events"}
+    assert _parents(graph, keys, "iceberg/raw/late_events") == {"flink/windows", "flink/datastream_windows"}
+    assert _parents(graph, keys, "iceberg/speed/checkout_funnels") == {"flink/datastream_windows"}
+    # dbt sources are the Iceberg tables' assets; dbt tests are asset checks
+    assert _parents(graph, keys, "dbt/stg_http_events") == {"iceberg/raw/http_events"}
+    assert "dbt/api_health_daily" in keys and "dbt/serving_api_requests_per_minute" in keys
     checks = {c.name for c in graph.asset_check_keys}
-    assert "unique_stg_http_events_event_id" in checks  # dbt tests are asset checks
+    assert "unique_stg_http_events_event_id" in checks
+    # the tables are partitioned by day, from dagster.first_day to the last complete day
+    for name in REPLAYED | STREAMED_ONLY:
+        partitions = graph.get(keys[name]).partitions_def
+        assert isinstance(partitions, dg.DailyPartitionsDefinition), name
+        assert partitions.get_first_partition_key() == "2026-01-01"
+
+
+def test_the_streaming_checks_cover_every_table_and_job(mode_defs):
+    _, defs = mode_defs
+    graph, _ = _graph(defs)
+    by_name: dict[str, set[str]] = {}
+    for check in graph.asset_check_keys:
+        by_name.setdefault(check.name, set()).add(check.asset_key.to_user_string())
+    assert by_name["freshness"] == REPLAYED | STREAMED_ONLY
+    assert by_name["consumer_lag"] == JOBS
+    assert by_name["dead_letter_rate"] == {"iceberg/raw/dead_letter_events"}
+    assert by_name["late_rate"] == {"iceberg/raw/late_events"}
+
+
+def test_each_mode_assembles_its_own_layer(mode_defs):
+    mode, defs = mode_defs
+    graph, keys = _graph(defs)
+    schedules = {s.name for s in defs.schedules}
+    sensors = {s.name: s for s in defs.sensors}
+    assert {"observe_sources_schedule", "dbt_build_schedule", "table_maintenance_schedule"} <= schedules
+    assert set(sensors) == {"flink_jobs_on_failure", "streaming_on_staleness_or_lag"}
+    assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in sensors.values())
+    replayed = {name for name in REPLAYED if graph.get(keys[name]).is_materializable}
+    batch_models = {name for name in keys if name.startswith("dbt/batch_")}
     if mode == "kappa":
-        assert batch == set() and "dbt/reconciliation_daily" not in by_name
+        # a backfill of these day partitions is a Flink batch replay; there is no batch layer
+        assert replayed == REPLAYED
+        assert all(_parents(graph, keys, name) == {"flink/windows", "iceberg/raw/http_events"} for name in REPLAYED)
+        assert batch_models == set() and not any(name.startswith("iceberg/batch/") for name in keys)
+        assert "dbt/reconciliation_daily" not in keys and "batch_layer_schedule" not in schedules
     else:
-        assert len(batch) == 6 and "dbt/reconciliation_daily" in by_name
-        partitions = graph.get(by_name["dbt/batch_user_sessions"]).partitions_def
+        # the stream writes speed.*; a backfill of a day is the dbt batch layer, published into Iceberg batch.*
+        assert replayed == set()
+        assert batch_models == {f"dbt/batch_{m}" for m in BATCH}
+        for measure in BATCH:
+            assert _parents(graph, keys, f"iceberg/batch/{measure}") == {f"dbt/batch_{measure}"}
+            assert f"iceberg/batch/{measure}" in _parents(graph, keys, f"dbt/serving_{measure}")
+        partitions = graph.get(keys["dbt/batch_user_sessions"]).partitions_def
         assert partitions is not None and partitions.get_first_partition_key() == "2026-01-01"
-        assert graph.get(by_name["dbt/api_health_daily"]).partitions_def is None
+        assert graph.get(keys["dbt/api_health_daily"]).partitions_def is None
+        assert "dbt/reconciliation_daily" in keys and "batch_layer_schedule" in schedules
+        checks = {c.name for c in graph.asset_check_keys if c.asset_key == keys["dbt/reconciliation_daily"]}
+        assert any("tolerance" in c for c in checks), checks
+
+
+def test_the_batch_schedule_asks_for_yesterday(monkeypatch):
+    monkeypatch.setenv("PIPELINE_PIPELINE__MODE", "lambda")
+    defs = build_definitions(load_settings())
+    schedule = next(s for s in defs.schedules if s.name == "batch_layer_schedule")
+    repository = defs.get_repository_def()
+
+    def at(moment: datetime) -> dg.ScheduleEvaluationContext:
+        return dg.build_schedule_context(scheduled_execution_time=moment, repository_def=repository)
+
+    [request] = schedule.evaluate_tick(at(datetime(2026, 11, 25, 0, 30, tzinfo=UTC))).run_requests or []
+    assert request.partition_key == "2026-11-24" and request.run_key == "2026-11-24"
+    before = at(datetime(2026, 1, 1, 0, 30, tzinfo=UTC))
+    assert not schedule.evaluate_tick(before).run_requests  # no complete day since dagster.first_day
+
+
+def test_a_wrong_mode_fails_naming_the_key_and_the_allowed_values(monkeypatch):
+    monkeypatch.setenv("PIPELINE_PIPELINE__MODE", "lambada")
+    allowed = r"pipeline\.mode: 'lambada' is not allowed \(allowed values: 'lambda' or 'kappa'\)"
+    with pytest.raises(ConfigError, match=allowed):
+        build_definitions(load_settings())
+
+
+def test_every_pool_the_assets_use_is_limited_when_dagster_starts(mode_defs):
+    from infra.services.dagster import POOLS
+
+    mode, defs = mode_defs
+    graph = defs.resolve_asset_graph()
+    used = {getattr(a.node_def, "pool", None) for a in graph.assets_defs if a.is_executable} - {None}
+    assert used == ({"flink_replay", "duckdb"} if mode == "kappa" else {"duckdb"})
+    assert used <= set(POOLS)

@@ -1,0 +1,179 @@
+"""Asset checks of the streaming side, each one function over the resources:
+
+- `freshness` of every streamed Iceberg table: its last commit is at most `checks.freshness_minutes` old (the
+  Flink sinks commit on checkpoints, an empty commit every few checkpoints when no rows came);
+- `consumer_lag` of every Flink job: its Kafka consumer group is at most `checks.max_consumer_lag` events
+  behind the topic's end;
+- `dead_letter_rate` (raw.dead_letter_events) and `late_rate` (raw.late_events, per window job): the share of
+  the last `checks.rate_window_minutes` of arrivals that were malformed, or too late to be counted.
+
+They run two ways: the freshness and lag sensor (sensors.py) evaluates them every
+`dagster.checks_interval_seconds` without launching a run, and a user executes them from the UI
+(`streaming_checks`). The reconciliation check of Lambda is a dbt test on reconciliation_daily, an asset check
+of that model (assets/dbt.py).
+"""
+
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import dagster as dg
+
+from dagster_project.assets.flink import job_key
+from dagster_project.assets.iceberg import STREAMED, table_key
+from dagster_project.assets.kafka import consumer_group
+from dagster_project.resources import IcebergResource, KafkaResource
+from flink_jobs import JOBS
+from infra.config import ChecksSection, load_settings
+
+FRESHNESS = "freshness"
+CONSUMER_LAG = "consumer_lag"
+DEAD_LETTER_RATE = "dead_letter_rate"
+LATE_RATE = "late_rate"
+FRESH_TABLES = [spec.identifier for spec in STREAMED]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One check's outcome, given either as a result of a check run or as a sensor's evaluation."""
+
+    asset_key: dg.AssetKey
+    check_name: str
+    passed: bool
+    description: str
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def result(self) -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(
+            asset_key=self.asset_key,
+            check_name=self.check_name,
+            passed=self.passed,
+            description=self.description,
+            metadata=dict(self.metadata),
+        )
+
+    def evaluation(self) -> dg.AssetCheckEvaluation:
+        return dg.AssetCheckEvaluation(
+            asset_key=self.asset_key,
+            check_name=self.check_name,
+            passed=self.passed,
+            description=self.description,
+            metadata=dict(self.metadata),
+        )
+
+
+def freshness(identifier: str, stats: Mapping[str, Any], limits: ChecksSection, now_ms: int) -> Verdict:
+    key, committed = table_key(identifier), stats.get("committed_at_ms")
+    if committed is None:
+        return Verdict(key, FRESHNESS, False, f"{identifier} has no commit yet")
+    age = (now_ms - int(committed)) / 1000
+    passed = age <= limits.freshness_minutes * 60
+    return Verdict(
+        key,
+        FRESHNESS,
+        passed,
+        f"last commit {age:.0f} s ago ({'within' if passed else 'beyond'} {limits.freshness_minutes} min)",
+        {
+            "last_commit_at": dg.MetadataValue.timestamp(int(committed) / 1000),
+            "age_seconds": dg.MetadataValue.float(round(age, 1)),
+        },
+    )
+
+
+def consumer_lag(job: str, lag: int | None, limits: ChecksSection) -> Verdict:
+    if lag is None:
+        return Verdict(job_key(job), CONSUMER_LAG, False, f"consumer group {consumer_group(job)} never committed")
+    passed = lag <= limits.max_consumer_lag
+    return Verdict(
+        job_key(job),
+        CONSUMER_LAG,
+        passed,
+        f"{lag} events behind the topic's end (at most {limits.max_consumer_lag})",
+        {"lag_events": dg.MetadataValue.int(lag), "consumer_group": consumer_group(job)},
+    )
+
+
+def _rate(part: int, whole: int) -> float:
+    return part / whole if whole else 0.0
+
+
+def arrival_rates(iceberg: IcebergResource, limits: ChecksSection, now: datetime) -> list[Verdict]:
+    """Dead-letter rate and late rate over the last `rate_window_minutes` of arrivals (DuckDB over the tables)."""
+    since = now - timedelta(minutes=limits.rate_window_minutes)
+    window = {"window_minutes": dg.MetadataValue.int(limits.rate_window_minutes)}
+    with iceberg.connect(["raw.http_events", "raw.dead_letter_events", "raw.late_events"]) as con:
+        params = [since]
+        row = con.execute(
+            "SELECT (SELECT count(*) FROM raw.http_events WHERE kafka_timestamp >= $1),"
+            " (SELECT count(*) FROM raw.dead_letter_events WHERE kafka_timestamp >= $1),"
+            " (SELECT count(*) FROM raw.http_events WHERE ingested_at >= $1)",
+            params,
+        ).fetchone()
+        valid, dead, ingested = (int(v) for v in row) if row else (0, 0, 0)
+        late = dict(
+            con.execute(
+                "SELECT job_name, count(*) FROM raw.late_events WHERE detected_at >= $1 GROUP BY job_name", params
+            ).fetchall()
+        )
+    dead_rate = _rate(dead, valid + dead)
+    late_rates = {job: _rate(int(late.get(job, 0)), ingested) for job in JOBS if "raw.late_events" in JOBS[job].writes}
+    worst = max(late_rates.values(), default=0.0)
+    return [
+        Verdict(
+            table_key("raw.dead_letter_events"),
+            DEAD_LETTER_RATE,
+            dead_rate <= limits.max_dead_letter_rate,
+            f"{dead} of {valid + dead} messages malformed ({dead_rate:.2%}, at most {limits.max_dead_letter_rate:.2%})",
+            {**window, "dead_letters": dg.MetadataValue.int(dead), "rate": dg.MetadataValue.float(dead_rate)},
+        ),
+        Verdict(
+            table_key("raw.late_events"),
+            LATE_RATE,
+            worst <= limits.max_late_rate,
+            f"worst window job {worst:.2%} of {ingested} events late (at most {limits.max_late_rate:.2%})",
+            {
+                **window,
+                **{f"rate/{job}": dg.MetadataValue.float(rate) for job, rate in late_rates.items()},
+                **{f"late/{job}": dg.MetadataValue.int(int(late.get(job, 0))) for job in late_rates},
+            },
+        ),
+    ]
+
+
+def evaluate(
+    kafka: KafkaResource,
+    iceberg: IcebergResource,
+    stats: Mapping[str, Mapping[str, Any]] | None = None,
+    now: datetime | None = None,
+) -> list[Verdict]:
+    """Every check of this module; `stats`: the tables' `table_stats` when the caller has read them already."""
+    limits = load_settings().checks
+    now = now or datetime.now(UTC)
+    stats = stats or {identifier: iceberg.table_stats(identifier) for identifier in FRESH_TABLES}
+    now_ms = int(now.timestamp() * 1000)
+    verdicts = [freshness(identifier, stats[identifier], limits, now_ms) for identifier in FRESH_TABLES]
+    offsets = kafka.offsets([consumer_group(job) for job in JOBS])
+    verdicts += [consumer_lag(job, offsets.lag(consumer_group(job)), limits) for job in JOBS]
+    verdicts += arrival_rates(iceberg, limits, now)
+    return verdicts
+
+
+CHECK_SPECS = [
+    *(dg.AssetCheckSpec(FRESHNESS, asset=table_key(t), description="last commit recent enough") for t in FRESH_TABLES),
+    *(dg.AssetCheckSpec(CONSUMER_LAG, asset=job_key(j), description="Kafka consumer lag bounded") for j in JOBS),
+    dg.AssetCheckSpec(DEAD_LETTER_RATE, asset=table_key("raw.dead_letter_events"), description="few malformed"),
+    dg.AssetCheckSpec(LATE_RATE, asset=table_key("raw.late_events"), description="few events too late to count"),
+]
+
+
+@dg.multi_asset_check(specs=CHECK_SPECS, name="streaming_checks", can_subset=True)
+def streaming_checks(
+    context: dg.AssetCheckExecutionContext, kafka: KafkaResource, iceberg: IcebergResource
+) -> Iterator[dg.AssetCheckResult]:
+    started = time.monotonic()
+    verdicts = evaluate(kafka, iceberg)
+    selected = context.selected_asset_check_keys
+    yield from (v.result() for v in verdicts if dg.AssetCheckKey(v.asset_key, v.check_name) in selected)
+    context.log.info(f"{len(selected)} of {len(verdicts)} checks in {time.monotonic() - started:.1f} s")
