@@ -87,9 +87,9 @@ def start(settings: Settings) -> None:
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     for pool, limit in POOLS.items():
         argv = [_bin("dagster"), "instance", "concurrency", "set", pool, str(limit)]
-        proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
-        if proc.returncode != 0:
-            raise ServiceError(f"setting Dagster's pool {pool} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+        if done.returncode != 0:
+            raise ServiceError(f"setting Dagster's pool {pool} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
     for proc in processes(settings):
         proc.start()
 
