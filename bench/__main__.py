@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from bench import catalog, dbt, interceptor, platform, streaming, udf
+from bench import catalog, control_plane, dbt, interceptor, platform, streaming, udf
 
 
 def main() -> None:
@@ -15,6 +15,7 @@ def main() -> None:
         "streaming": streaming.run(),
         "udf": udf.run(),
         "dbt": dbt.run(),
+        "control_plane": control_plane.run(),
     }
     print(json.dumps(results, indent=2))
 

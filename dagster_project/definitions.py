@@ -4,8 +4,6 @@ per day (a Flink batch replay); Lambda adds dbt's batch layer, partitioned by da
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
@@ -24,9 +22,6 @@ from infra.config import Settings, load_settings
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
-    # dbt runs in a subprocess of this one: the lake's paths and DuckDB's limits (infra/analytics.py)
-    for key, value in analytics.dbt_env(settings, base={}).items():
-        os.environ.setdefault(key, value)
     project = dbt_project(settings)
     days = daily_partitions(settings)
     return dg.Definitions(

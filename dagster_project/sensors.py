@@ -5,12 +5,14 @@
   should run has no active run on the cluster (cancelled by hand, failed beyond Flink's own restarts) requests
   a run that materialises its asset: the deploy starts it from its latest checkpoint and counts a recovery.
 - `streaming_on_staleness_or_lag` (every `dagster.checks_interval_seconds`): evaluates the streaming checks
-  (checks.py: freshness, consumer lag, dead-letter and late rates) without a run, and records the Iceberg
-  tables' snapshots, rows, files and last commit as observations when they changed (at least every 5
-  minutes), with rows and files of each complete day partition of the last week that changed.
+  (checks.py: freshness, consumer lag, dead-letter and late rates) without a run (a check's result is
+  recorded when it changes, at least every 5 minutes), and records the Iceberg tables' snapshots, rows, files
+  and last commit as observations when they changed (at most every 5 minutes), with rows and files of each
+  complete day partition of the last week that changed.
 """
 
 import json
+import math
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -41,9 +43,20 @@ def _cursor(context: dg.SensorEvaluationContext) -> dict[str, Any]:
     return dict(json.loads(context.cursor)) if context.cursor else {}
 
 
-def _due(seen: dict[str, Any], fingerprint: Any, now: float) -> bool:
-    """Whether to record an observation: something changed, or the last one is old."""
-    return bool(seen.get("fingerprint") != fingerprint or now - seen.get("at", 0) >= OBSERVE_AT_LEAST_EVERY_SECONDS)
+def _due(
+    seen: dict[str, Any],
+    fingerprint: Any,
+    now: float,
+    min_gap: float = 0,
+    max_gap: float = OBSERVE_AT_LEAST_EVERY_SECONDS,
+) -> bool:
+    """Whether to record an event again (and then remember it in `seen`): what it reports changed and the last
+    one is at least `min_gap` seconds old, or the last one is `max_gap` old."""
+    elapsed = now - seen.get("at", 0)
+    if (seen.get("fingerprint") != fingerprint and elapsed >= min_gap) or elapsed >= max_gap:
+        seen.update(fingerprint=fingerprint, at=now)
+        return True
+    return False
 
 
 def _job_metadata(status: dict[str, Any]) -> dict[str, Any]:
@@ -101,7 +114,6 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
             fingerprint = [status["state"], status["job_id"], status["restarts"], status["recoveries"]]
             if _due(seen, fingerprint, now):
                 events.append(dg.AssetObservation(asset_key=job_key(job), metadata=_job_metadata(status)))
-                seen.update(fingerprint=fingerprint, at=now)
         return dg.SensorResult(run_requests=requests, asset_events=events, cursor=json.dumps(cursor))
 
     @dg.sensor(
@@ -122,12 +134,21 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
         failed = [f"{v.asset_key.to_user_string()}:{v.check_name}" for v in verdicts if not v.passed]
         if failed:
             context.log.warning(f"checks failing: {', '.join(failed)}")
-        events: list[dg.AssetObservation | dg.AssetCheckEvaluation] = [v.evaluation() for v in verdicts]
+        # a check's result when it changes, at least every 5 minutes
+        checked = cursor.setdefault("checks", {})
+        events: list[dg.AssetObservation | dg.AssetCheckEvaluation] = [
+            v.evaluation()
+            for v in verdicts
+            if _due(checked.setdefault(f"{v.asset_key.to_user_string()}:{v.check_name}", {}), v.passed, now.timestamp())
+        ]
+        # a table's observation when it changed, at most every 5 minutes (a streamed table changes all the time)
         today = now.date()
         since = today - timedelta(days=PARTITION_DAYS_OBSERVED)
         for identifier, table in stats.items():
             seen = cursor.setdefault(identifier, {})
-            if table["snapshot_id"] is None or not _due(seen, table["snapshot_id"], now.timestamp()):
+            if table["snapshot_id"] is None or not _due(
+                seen, table["snapshot_id"], now.timestamp(), min_gap=OBSERVE_AT_LEAST_EVERY_SECONDS, max_gap=math.inf
+            ):
                 continue
             events.append(dg.AssetObservation(asset_key=table_key(identifier), metadata=_table_metadata(table)))
             days_seen, days = seen.get("days", {}), {}
@@ -143,7 +164,7 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
                     events.append(
                         dg.AssetObservation(asset_key=table_key(identifier), partition=day, metadata=metadata)
                     )
-            seen.update(fingerprint=table["snapshot_id"], at=now.timestamp(), days=days)
+            seen["days"] = days
         return dg.SensorResult(asset_events=events, cursor=json.dumps(cursor))
 
     return [flink_jobs_on_failure, streaming_on_staleness_or_lag]

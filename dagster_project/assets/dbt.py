@@ -12,7 +12,9 @@ them), so each mode sees only its own models. dbt runs share one DuckDB file: th
 import fcntl
 import hashlib
 import json
+import os
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
@@ -54,6 +56,23 @@ def dbt_project(settings: Settings) -> DbtProject:
     return DbtProject(project_dir=analytics.DBT_PROJECT_DIR, target_path=target)
 
 
+@contextmanager
+def lake_environment(settings: Settings) -> Iterator[None]:
+    """While dbt runs: this process's environment with the lake's paths and DuckDB's limits (infra/analytics.py),
+    which the dbt CLI subprocess inherits (DbtCliResource takes no environment of its own); restored after."""
+    wanted = {k: v for k, v in analytics.dbt_env(settings).items() if k.startswith("DBT_")}
+    saved = {key: os.environ.get(key) for key in wanted}
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 class LakeTranslator(DagsterDbtTranslator):
     """dbt sources are the Iceberg tables' assets (iceberg/raw/http_events, iceberg/batch/user_sessions, ...);
     models keep their names under dbt/, grouped by folder (staging, marts, batch, serving)."""
@@ -84,7 +103,8 @@ def build_dbt_assets(
         pool=POOL,
     )
     def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
-        yield from dbt.cli(["build", "--vars", json.dumps(pipeline_vars)], context=context).stream()
+        with lake_environment(settings):
+            yield from dbt.cli(["build", "--vars", json.dumps(pipeline_vars)], context=context).stream()
 
     if settings.pipeline.mode != "lambda":
         return [dbt_models]
@@ -109,8 +129,9 @@ def build_dbt_assets(
         # the batch models read staging views (stg_http_events): create them first, so a day partition runs on
         # a DuckDB file no unpartitioned run has built yet (a fresh var/, a first backfill from the UI)
         upstream = ["run", "--select", f"+{BATCH_SELECTION}", "--exclude", BATCH_SELECTION]
-        dbt.cli([*upstream, "--vars", json.dumps(batch_vars)], manifest=project.manifest_path).wait()
-        yield from dbt.cli(["build", "--vars", json.dumps(batch_vars)], context=context).stream()
+        with lake_environment(settings):
+            dbt.cli([*upstream, "--vars", json.dumps(batch_vars)], manifest=project.manifest_path).wait()
+            yield from dbt.cli(["build", "--vars", json.dumps(batch_vars)], context=context).stream()
 
     # what the batch models publish: Iceberg batch.*, read back by the serving views as dbt sources
     published = [
