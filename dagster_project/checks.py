@@ -45,23 +45,20 @@ class Verdict:
     description: str
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
+    def _fields(self) -> dict[str, Any]:
+        return {
+            "asset_key": self.asset_key,
+            "check_name": self.check_name,
+            "passed": self.passed,
+            "description": self.description,
+            "metadata": dict(self.metadata),
+        }
+
     def result(self) -> dg.AssetCheckResult:
-        return dg.AssetCheckResult(
-            asset_key=self.asset_key,
-            check_name=self.check_name,
-            passed=self.passed,
-            description=self.description,
-            metadata=dict(self.metadata),
-        )
+        return dg.AssetCheckResult(**self._fields())
 
     def evaluation(self) -> dg.AssetCheckEvaluation:
-        return dg.AssetCheckEvaluation(
-            asset_key=self.asset_key,
-            check_name=self.check_name,
-            passed=self.passed,
-            description=self.description,
-            metadata=dict(self.metadata),
-        )
+        return dg.AssetCheckEvaluation(**self._fields())
 
 
 def freshness(identifier: str, stats: Mapping[str, Any], limits: ChecksSection, now_ms: int) -> Verdict:

@@ -5,7 +5,9 @@ The pipeline's settings reach dbt as vars: `pipeline.mode` (Lambda adds the batc
 window rules (`streaming.*`), so the batch layer recomputes exactly the windows the stream computes. Vars given
 on the command line (`--vars '{batch_start: 2026-11-24}'`) are merged over them. The DuckDB file, dbt's target
 and logs live under `var/dbt/` unless DBT_DUCKDB_PATH, DBT_TARGET_PATH, DBT_LOG_PATH, DBT_EXTERNAL_ROOT say
-otherwise; DuckDB's memory limit and dbt's threads come from the `dbt` section of pipeline.yaml.
+otherwise; DuckDB's memory limit and dbt's threads come from the `dbt` section of pipeline.yaml. DuckDB lets one
+process write its file: dbt runs on the same file (this command, Dagster's runs) take turns through a file lock
+beside it, so a `make dbt` while Dagster's scheduled build runs waits instead of failing.
 
     python -m infra dbt build                                   # the mode of pipeline.yaml, yesterday's batch
     python -m infra dbt build --vars '{batch_start: 2026-11-24, batch_end: 2026-11-25}'
@@ -13,16 +15,22 @@ otherwise; DuckDB's memory limit and dbt's threads come from the `dbt` section o
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from infra.config import REPO_ROOT, ConfigError, Settings
+from infra.logs import get_logger
+
+log = get_logger("infra.analytics")
 
 DBT_PROJECT_DIR = REPO_ROOT / "dbt"
 # dbt-core, installed into this environment next to this interpreter (never looked up on PATH)
@@ -82,11 +90,28 @@ def command(settings: Settings, args: list[str]) -> list[str]:
     ]  # fmt: skip
 
 
+@contextmanager
+def duckdb_turn(env: Mapping[str, str]) -> Iterator[None]:
+    """Hold the turn on the DuckDB file of `env` (DBT_DUCKDB_PATH) while a dbt run uses it."""
+    path = Path(env["DBT_DUCKDB_PATH"] + ".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting_for_duckdb", file=env["DBT_DUCKDB_PATH"], reason="another dbt run is using it")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def run(
     settings: Settings, args: list[str], *, capture: bool = False, timeout: float | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run dbt in the project folder (its output streams to ours unless `capture`)."""
-    return subprocess.run(
-        command(settings, args), cwd=DBT_PROJECT_DIR, env=dbt_env(settings), text=True, capture_output=capture,
-        timeout=timeout, check=False,
-    )  # fmt: skip
+    """Run dbt in the project folder (its output streams to ours unless `capture`); every command but `parse`
+    (which opens no database) waits for its turn on the DuckDB file."""
+    env = dbt_env(settings)
+    with duckdb_turn(env) if args[:1] != ["parse"] else nullcontext():
+        return subprocess.run(
+            command(settings, args), cwd=DBT_PROJECT_DIR, env=env, text=True, capture_output=capture,
+            timeout=timeout, check=False,
+        )  # fmt: skip

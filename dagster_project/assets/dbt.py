@@ -59,12 +59,14 @@ def dbt_project(settings: Settings) -> DbtProject:
 @contextmanager
 def lake_environment(settings: Settings) -> Iterator[None]:
     """While dbt runs: this process's environment with the lake's paths and DuckDB's limits (infra/analytics.py),
-    which the dbt CLI subprocess inherits (DbtCliResource takes no environment of its own); restored after."""
+    which the dbt CLI subprocess inherits (DbtCliResource takes no environment of its own), restored after; and
+    the turn on the DuckDB file (a `make dbt` may be using it)."""
     wanted = {k: v for k, v in analytics.dbt_env(settings).items() if k.startswith("DBT_")}
     saved = {key: os.environ.get(key) for key in wanted}
     os.environ.update(wanted)
     try:
-        yield
+        with analytics.duckdb_turn(wanted):
+            yield
     finally:
         for key, value in saved.items():
             if value is None:

@@ -42,3 +42,22 @@ def test_command_line_vars_are_merged_over_the_pipelines() -> None:
 def test_vars_that_are_not_a_mapping_are_refused() -> None:
     with pytest.raises(ConfigError, match="must be a mapping"):
         analytics.split_vars(["build", "--vars=[1, 2]"])
+
+
+def test_dbt_runs_on_one_duckdb_file_take_turns(tmp_path):
+    """A second run waits while the first holds the file, and goes on when it is done."""
+    import threading
+
+    env = {"DBT_DUCKDB_PATH": str(tmp_path / "lake.duckdb")}
+    entered = threading.Event()
+
+    def second() -> None:
+        with analytics.duckdb_turn(env):
+            entered.set()
+
+    with analytics.duckdb_turn(env):
+        waiting = threading.Thread(target=second)
+        waiting.start()
+        assert not entered.wait(0.5)
+    assert entered.wait(5)
+    waiting.join()
