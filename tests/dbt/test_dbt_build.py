@@ -89,17 +89,21 @@ def build(filled_lake: Lake) -> subprocess.CompletedProcess[str]:
     return dbt(filled_lake, "build", "--vars", "{late_events_settle_minutes: 0}")
 
 
-def dbt(target: Lake, *args: str) -> subprocess.CompletedProcess[str]:
-    """dbt as a user runs it (`python -m infra dbt ...`: the pipeline's vars), on the test's lake."""
-    env = {
-        **os.environ,
+def lake_env(target: Lake, prefix: str = "") -> dict[str, str]:
+    """The variables that point dbt at the test's lake: its catalog, and its own DuckDB file and folders."""
+    return {
         env_var("iceberg.catalog_name"): target.settings.iceberg.catalog_name,
         env_var("iceberg.warehouse"): target.settings.warehouse,
-        "DBT_DUCKDB_PATH": str(target.root / "lake.duckdb"),
-        "DBT_TARGET_PATH": str(target.root / "dbt-target"),
-        "DBT_LOG_PATH": str(target.root / "dbt-logs"),
-        "DBT_EXTERNAL_ROOT": str(target.root / "dbt-external"),
+        "DBT_DUCKDB_PATH": str(target.root / f"{prefix}lake.duckdb"),
+        "DBT_TARGET_PATH": str(target.root / f"{prefix or 'dbt-'}target"),
+        "DBT_LOG_PATH": str(target.root / f"{prefix or 'dbt-'}logs"),
+        "DBT_EXTERNAL_ROOT": str(target.root / f"{prefix or 'dbt-'}external"),
     }
+
+
+def dbt(target: Lake, *args: str) -> subprocess.CompletedProcess[str]:
+    """dbt as a user runs it (`python -m infra dbt ...`: the pipeline's vars), on the test's lake."""
+    env = {**os.environ, **lake_env(target)}
     return subprocess.run(
         [sys.executable, "-m", "infra", "dbt", *args],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,
@@ -247,15 +251,7 @@ def test_dagster_materializes_a_day_partition_of_the_batch_layer(
 
     from dagster_project.definitions import build_definitions
 
-    for key, value in {
-        "PIPELINE_PIPELINE__MODE": "lambda",
-        env_var("iceberg.catalog_name"): filled_lake.settings.iceberg.catalog_name,
-        env_var("iceberg.warehouse"): filled_lake.settings.warehouse,
-        "DBT_DUCKDB_PATH": str(filled_lake.root / "dagster-lake.duckdb"),
-        "DBT_TARGET_PATH": str(filled_lake.root / "dagster-target"),
-        "DBT_LOG_PATH": str(filled_lake.root / "dagster-logs"),
-        "DBT_EXTERNAL_ROOT": str(filled_lake.root / "dagster-external"),
-    }.items():
+    for key, value in {"PIPELINE_PIPELINE__MODE": "lambda", **lake_env(filled_lake, prefix="dagster-")}.items():
         monkeypatch.setenv(key, value)
     table = filled_lake.catalog().load_table("batch.api_requests_per_minute")
     table.delete("window_start >= '2026-11-24T00:00:00+00:00'")  # what the earlier tests published

@@ -16,7 +16,17 @@
 
 with events as (
 
-    select *, service || '/' || user_key as session_key
+    -- only what a session needs: the rows go through two sorts
+    select
+        event_id,
+        event_time,
+        service,
+        user_key,
+        user_id,
+        route,
+        is_server_error,
+        service || '/' || user_key as session_key
+
     from {{ ref('stg_http_events') }}
     where {{ in_batch_range('event_time', back_minutes=gap, ahead_minutes=var('lookaround_minutes')) }}
 
@@ -24,13 +34,15 @@ with events as (
 
 session_starts as (
 
+    -- a delivery of an event seen already sorts right after it (same time, same id): it is flagged, not counted
     select
         *,
         case
             when lag(event_time) over by_user is null then 1
             when event_time > lag(event_time) over by_user + to_minutes({{ gap }}) then 1
             else 0
-        end as starts_session
+        end as starts_session,
+        coalesce(event_id = lag(event_id) over by_user, false) as is_repeat
 
     from events
     window by_user as (partition by session_key order by event_time, event_id)
@@ -49,21 +61,42 @@ numbered as (
 
 ),
 
-sessions as (
+-- two plain aggregations instead of distinct aggregates over millions of sessions: those cannot spill to disk,
+-- and a day at 1,000 events/s ran out of DuckDB's memory with them
+session_routes as (
 
     select
-        min(event_time) as session_start,
-        max(event_time) + to_minutes({{ gap }}) as session_end,
+        session_key,
+        session_number,
+        route,
         any_value(service) as service,
         any_value(user_key) as user_key,
         max(user_id) as user_id,
+        min(event_time) as first_request_at,
         max(event_time) as last_request_at,
-        count(distinct event_id) as request_count,
-        count(distinct case when is_server_error then event_id end) as error_count,
-        count(distinct route) as distinct_routes,
-        list_sort(list(distinct route)) as routes
+        count(*) filter (where not is_repeat) as request_count,
+        count(*) filter (where is_server_error and not is_repeat) as error_count
 
     from numbered
+    group by session_key, session_number, route
+
+),
+
+sessions as (
+
+    select
+        min(first_request_at) as session_start,
+        max(last_request_at) + to_minutes({{ gap }}) as session_end,
+        any_value(service) as service,
+        any_value(user_key) as user_key,
+        max(user_id) as user_id,
+        max(last_request_at) as last_request_at,
+        sum(request_count) as request_count,
+        sum(error_count) as error_count,
+        count(*) as distinct_routes,
+        list_sort(list(route)) as routes
+
+    from session_routes
     group by session_key, session_number
 
 )
