@@ -246,7 +246,7 @@ def test_dagster_materializes_a_day_partition_of_the_batch_layer(
 ) -> None:
     """The batch layer's assets (dagster_project/assets/dbt.py), materialised for the day partition 2026-11-24
     with Dagster's `materialize()`: dbt runs with that window, each of the six models is materialised for the
-    partition with its dbt tests as passing asset checks, and the Iceberg batch tables hold the day."""
+    partition (with the day's unique events they read) with its dbt tests as passing asset checks, and the Iceberg batch tables hold the day."""
     import dagster as dg
 
     from dagster_project.definitions import build_definitions
@@ -263,8 +263,9 @@ def test_dagster_materializes_a_day_partition_of_the_batch_layer(
     assert result.success, failures
     materialized = {e.asset_key.path[-1]: e.partition for e in result.get_asset_materialization_events()}
     assert materialized == {name: "2026-11-24" for name in (
-        "batch_api_requests_per_minute", "batch_api_traffic_sliding_5m", "batch_requests_per_route_minute",
-        "batch_user_sessions", "batch_api_daily_running_totals", "batch_checkout_funnels",
+        "int_batch_events", "batch_api_requests_per_minute", "batch_api_traffic_sliding_5m",
+        "batch_requests_per_route_minute", "batch_user_sessions", "batch_api_daily_running_totals",
+        "batch_checkout_funnels",
     )}  # fmt: skip
     checks = result.get_asset_check_evaluations()
     assert checks and all(c.passed for c in checks), [c.check_name for c in checks if not c.passed]

@@ -1,7 +1,7 @@
 -- Lambda's batch layer: speed.api_daily_running_totals (CUMULATE, 1 day in 1-hour steps) recomputed from every
 -- valid event. Like Flink's CUMULATE, a service has a row for each step from the first hour it was seen to the
--- day's end: [day start, step end) totals. Counts add up hour by hour (an event_id has one event time, so a
--- duplicate never spans two hours); distinct users count each user from the hour they were first seen.
+-- day's end: [day start, step end) totals. Counts add up hour by hour; distinct users count each user from the
+-- hour they were first seen.
 {%- set batch_start, batch_end = batch_range() %}
 {{ config(
     materialized='external',
@@ -22,7 +22,7 @@ with events as (
         user_id,
         is_server_error
 
-    from {{ ref('stg_http_events') }}
+    from {{ ref('int_batch_events') }}
     where {{ in_batch_range('event_time') }}
 
 ),
@@ -33,8 +33,8 @@ hourly as (
         day_start,
         hour_end,
         service,
-        count(distinct event_id) as request_count,
-        count(distinct case when is_server_error then event_id end) as error_count
+        count(*) as request_count,
+        count(*) filter (where is_server_error) as error_count
 
     from events
     group by all

@@ -12,7 +12,7 @@
 
 with events as (
 
-    select * from {{ ref('stg_http_events') }}
+    select * from {{ ref('int_batch_events') }}
     where {{ in_batch_range('event_time') }}
 
 ),
@@ -25,8 +25,8 @@ per_minute as (
         service,
         route,
         status_code,
-        count(distinct event_id) as request_count,
-        count(distinct case when status_code >= 500 then event_id end) as error_count,
+        count(*) as request_count,
+        count(*) filter (where status_code >= 500) as error_count,
         avg(duration_ms) as avg_duration_ms,
         quantile_cont(duration_ms, 0.5) as p50_duration_ms,
         quantile_cont(duration_ms, 0.95) as p95_duration_ms,

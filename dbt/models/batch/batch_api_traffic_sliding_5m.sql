@@ -13,7 +13,7 @@
 with events as (
 
     -- a window starting in the range's last minutes reaches 4 minutes past its end
-    select * from {{ ref('stg_http_events') }}
+    select * from {{ ref('int_batch_events') }}
     where {{ in_batch_range('event_time', ahead_minutes=4) }}
 
 ),
@@ -37,10 +37,10 @@ per_window as (
         window_start + interval 5 minute as window_end,
         service,
         route,
-        count(distinct event_id) as request_count,
-        count(distinct case when is_server_error then event_id end) as error_count,
-        count(distinct case when is_server_error then event_id end) / count(distinct event_id) as error_rate,
-        count(distinct event_id) / 300 as requests_per_second,
+        count(*) as request_count,
+        count(*) filter (where is_server_error) as error_count,
+        count(*) filter (where is_server_error) / count(*) as error_rate,
+        count(*) / 300 as requests_per_second,
         quantile_cont(duration_ms, 0.95) as p95_duration_ms
 
     from windows

@@ -18,7 +18,7 @@
 with funnel_requests as (
 
     select service, user_key, event_id, event_time, route, status_code
-    from {{ ref('stg_http_events') }}
+    from {{ ref('int_batch_events') }}
     where route in ('{{ routes | join("', '") }}')
       and {{ in_batch_range('event_time', back_minutes=var('lookaround_minutes'), ahead_minutes=var('lookaround_minutes')) }}
 

@@ -12,7 +12,7 @@
 
 with events as (
 
-    select * from {{ ref('stg_http_events') }}
+    select * from {{ ref('int_batch_events') }}
     where {{ in_batch_range('event_time') }}
 
 ),
@@ -24,8 +24,8 @@ per_minute as (
         time_bucket(interval 1 minute, event_time) + interval 1 minute as window_end,
         service,
         route,
-        count(distinct event_id) as request_count,
-        count(distinct case when is_server_error then event_id end) as error_count
+        count(*) as request_count,
+        count(*) filter (where is_server_error) as error_count
 
     from events
     group by all

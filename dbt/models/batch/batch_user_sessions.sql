@@ -27,22 +27,20 @@ with events as (
         is_server_error,
         service || '/' || user_key as session_key
 
-    from {{ ref('stg_http_events') }}
+    from {{ ref('int_batch_events') }}
     where {{ in_batch_range('event_time', back_minutes=gap, ahead_minutes=var('lookaround_minutes')) }}
 
 ),
 
 session_starts as (
 
-    -- a delivery of an event seen already sorts right after it (same time, same id): it is flagged, not counted
     select
         *,
         case
             when lag(event_time) over by_user is null then 1
             when event_time > lag(event_time) over by_user + to_minutes({{ gap }}) then 1
             else 0
-        end as starts_session,
-        coalesce(event_id = lag(event_id) over by_user, false) as is_repeat
+        end as starts_session
 
     from events
     window by_user as (partition by session_key order by event_time, event_id)
@@ -61,8 +59,7 @@ numbered as (
 
 ),
 
--- two plain aggregations instead of distinct aggregates over millions of sessions: those cannot spill to disk,
--- and a day at 1,000 events/s ran out of DuckDB's memory with them
+-- two plain aggregations, not distinct aggregates over millions of sessions (those cannot spill to disk)
 session_routes as (
 
     select
@@ -74,8 +71,8 @@ session_routes as (
         max(user_id) as user_id,
         min(event_time) as first_request_at,
         max(event_time) as last_request_at,
-        count(*) filter (where not is_repeat) as request_count,
-        count(*) filter (where is_server_error and not is_repeat) as error_count
+        count(*) as request_count,
+        count(*) filter (where is_server_error) as error_count
 
     from numbered
     group by session_key, session_number, route
