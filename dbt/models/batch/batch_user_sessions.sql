@@ -17,15 +17,7 @@
 with events as (
 
     -- only what a session needs: the rows go through two sorts
-    select
-        event_id,
-        event_time,
-        service,
-        user_key,
-        user_id,
-        route,
-        is_server_error,
-        service || '/' || user_key as session_key
+    select event_time, service, user_key, user_id, route, is_server_error
 
     from {{ ref('int_batch_events') }}
     where {{ in_batch_range('event_time', back_minutes=gap, ahead_minutes=var('lookaround_minutes')) }}
@@ -43,7 +35,7 @@ session_starts as (
         end as starts_session
 
     from events
-    window by_user as (partition by session_key order by event_time, event_id)
+    window by_user as (partition by service, user_key order by event_time)
 
 ),
 
@@ -51,23 +43,23 @@ numbered as (
 
     select
         *,
-        sum(starts_session) over (
-            partition by session_key order by event_time, event_id rows unbounded preceding
-        ) as session_number
+        -- RANGE (the default frame): requests at the same instant are peers and share their session number,
+        -- whichever of them the lag above saw first
+        sum(starts_session) over (partition by service, user_key order by event_time) as session_number
 
     from session_starts
 
 ),
 
--- two plain aggregations, not distinct aggregates over millions of sessions (those cannot spill to disk)
+-- two plain aggregations, no distinct or list aggregate: over tens of millions of sessions DuckDB must spill
+-- them to disk, and those aggregates cannot spill (a day at 1,000 events/s ran out of its memory limit)
 session_routes as (
 
     select
-        session_key,
+        service,
+        user_key,
         session_number,
         route,
-        any_value(service) as service,
-        any_value(user_key) as user_key,
         max(user_id) as user_id,
         min(event_time) as first_request_at,
         max(event_time) as last_request_at,
@@ -75,7 +67,7 @@ session_routes as (
         count(*) filter (where is_server_error) as error_count
 
     from numbered
-    group by session_key, session_number, route
+    group by service, user_key, session_number, route
 
 ),
 
@@ -84,17 +76,19 @@ sessions as (
     select
         min(first_request_at) as session_start,
         max(last_request_at) + to_minutes({{ gap }}) as session_end,
-        any_value(service) as service,
-        any_value(user_key) as user_key,
+        service,
+        user_key,
         max(user_id) as user_id,
         max(last_request_at) as last_request_at,
         sum(request_count) as request_count,
         sum(error_count) as error_count,
         count(*) as distinct_routes,
-        list_sort(list(route)) as routes
+        -- list(route) holds every list in memory; string_agg spills. JSON quotes each route, so any route
+        -- (commas and quotes included) comes back as itself
+        list_sort(from_json('[' || string_agg(to_json(route)::varchar, ',') || ']', '["VARCHAR"]')) as routes
 
     from session_routes
-    group by session_key, session_number
+    group by service, user_key, session_number
 
 )
 
