@@ -27,16 +27,13 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
-import pyarrow as pa
 import sqlalchemy.exc
 from pyiceberg.catalog import Catalog
 from pyiceberg.conversions import from_bytes
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, ValidationException
 from pyiceberg.expressions import BooleanExpression, parser
-from pyiceberg.io.pyarrow import ArrowScan
 from pyiceberg.manifest import DataFile
 from pyiceberg.table import Table
 from pyiceberg.table.snapshots import IsolationLevel, Operation, Snapshot
@@ -48,6 +45,9 @@ from infra.config import Settings
 from infra.iceberg import Refirings, TableSpec
 from infra.logs import get_logger
 from infra.process import ServiceError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 log = get_logger("infra.maintenance")
 
@@ -189,6 +189,8 @@ def _may_hold_refirings(table: Table, refirings: Refirings, data_file: DataFile)
 
 def latest_firings(data: pa.Table, refirings: Refirings) -> pa.Table:
     """The rows of `data` that readers see: the latest firing of each window (`Refirings.latest_sql`)."""
+    import duckdb  # here, not at the top: Dagster's code server imports this module and needs neither
+
     with duckdb.connect() as con:
         con.register("partition_rows", data)
         latest = con.sql(refirings.latest_sql("partition_rows")).to_arrow_table()
@@ -247,6 +249,8 @@ def _rewrite_partition(
         tasks = list(table.scan(row_filter=row_filter).plan_files())
         if not tasks:
             return
+        from pyiceberg.io.pyarrow import ArrowScan
+
         data = ArrowScan(table.metadata, table.io, table.schema(), row_filter).to_table(tasks)
         rows_before = data.num_rows
         if spec.refirings is not None:
