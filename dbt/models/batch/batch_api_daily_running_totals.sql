@@ -20,7 +20,6 @@ with events as (
         date_trunc('day', event_time) as day_start,
         time_bucket(interval 1 hour, event_time) + interval 1 hour as hour_end,
         service,
-        event_id,
         user_id,
         is_server_error
 
