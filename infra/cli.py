@@ -182,8 +182,15 @@ def status(settings: Settings) -> int:
             rows.append((f"job {job}", state, "flink", f"ok ({found['jid']})" if found and running else "-"))
         except Exception as exc:
             rows.append((f"job {job}", "unknown", "flink", f"unhealthy: {str(exc)[:80]}"))
+    code_server, *dagster_web = dagster.processes(settings)
+    check(
+        code_server.name,
+        code_server.is_running(),
+        f"{settings.dagster.host}:{settings.dagster.code_server_port}",
+        lambda: "ok" if dagster.code_server_answers(settings) else "not answering",
+    )
     web_services = [
-        (dagster.processes(settings), f"http://{settings.dagster.host}:{settings.dagster.port}", dagster.is_healthy),
+        (dagster_web, f"http://{settings.dagster.host}:{settings.dagster.port}", dagster.is_healthy),
         (demo.processes(settings), f"http://{settings.demo.host}:{settings.demo.port}", demo.is_healthy),
     ]
     for procs, url, healthy in web_services:

@@ -184,6 +184,8 @@ class PostgresSection(_Section):
 class DagsterSection(_Section):
     host: str = "127.0.0.1"
     port: Port = 3000
+    # the code server the webserver and the daemon share (dagster_project.definitions, loaded once)
+    code_server_port: Port = 4000
     # the first day of the daily partitions (batch layer, backfills): history before it is not offered
     first_day: date = date(2026, 1, 1)
     # schedules (cron, UTC); each can be switched off in the UI
@@ -195,7 +197,7 @@ class DagsterSection(_Section):
     health_interval_seconds: int = Field(default=30, ge=5)
     checks_interval_seconds: int = Field(default=60, ge=10)
 
-    _port = field_validator("port")(_check_port)
+    _port = field_validator("port", "code_server_port")(_check_port)
     _crons = field_validator("observe_cron", "dbt_cron", "batch_cron", "maintenance_cron")(_check_cron)
 
 

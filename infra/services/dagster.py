@@ -1,12 +1,19 @@
-"""Dagster: the webserver (UI at dagster.host:dagster.port) and the daemon (schedules, sensors, backfills).
+"""Dagster: one code server, the webserver (UI at dagster.host:dagster.port) and the daemon (schedules, sensors,
+backfills).
 
-DAGSTER_HOME is var/dagster with telemetry off. Both processes load the code location of workspace.yaml;
-the pipeline's configuration reaches them through the same pipeline.yaml / PIPELINE_* environment.
+DAGSTER_HOME is var/dagster with telemetry off. The code location (dagster_project.definitions) is loaded once,
+by `dagster code-server start` on dagster.code_server_port; the webserver and the daemon both reach it through
+var/dagster/workspace.yaml (a `grpc_server` entry) instead of each spawning a code server of its own (the
+location holds dagster-dbt and dbt-core: about 240 MiB a copy). The UI's "Reload" restarts the code server's
+worker with the current code. The pipeline's configuration reaches every process through the same
+pipeline.yaml / PIPELINE_* environment; runs start as children of the code server, with its environment.
+`workspace.yaml` at the repository's root names the same location for `dagster dev`.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +39,20 @@ concurrency:
 # run: the default limit reaches a pool only once the queue has seen it, after it let the first runs through.
 POOLS = {"flink_replay": 1, "duckdb": 1}
 
+# the code location, as workspace.yaml at the repository's root names it (a unit test keeps them equal)
+CODE_MODULE = "dagster_project.definitions"
+LOCATION_NAME = "http_events_pipeline"
+
+WORKSPACE_YAML = """\
+# Written by infra/services/dagster.py; edits are overwritten. The webserver and the daemon share the code
+# server `dagster-code-server` runs (dagster.code_server_port).
+load_from:
+  - grpc_server:
+      host: {host}
+      port: {port}
+      location_name: {location}
+"""
+
 
 def dagster_home(settings: Settings) -> Path:
     return settings.var_dir / "dagster"
@@ -39,6 +60,19 @@ def dagster_home(settings: Settings) -> Path:
 
 def _bin(name: str) -> str:
     return str(Path(sys.executable).parent / name)
+
+
+def workspace_file(settings: Settings) -> Path:
+    return dagster_home(settings) / "workspace.yaml"
+
+
+def code_server_answers(settings: Settings) -> bool:
+    """The code server opens its port once the definitions are loaded (or their load error is known)."""
+    try:
+        with socket.create_connection((settings.dagster.host, settings.dagster.code_server_port), timeout=2):
+            return True
+    except OSError:
+        return False
 
 
 def is_healthy(settings: Settings) -> bool:
@@ -49,7 +83,34 @@ def is_healthy(settings: Settings) -> bool:
 def processes(settings: Settings) -> list[ManagedProcess]:
     home = dagster_home(settings)
     env = {"DAGSTER_HOME": str(home), "PYTHONUNBUFFERED": "1"}
-    workspace = str(REPO_ROOT / "workspace.yaml")
+    workspace = str(workspace_file(settings))
+    code_server = ManagedProcess(
+        name="dagster-code-server",
+        argv=[
+            _bin("dagster"),
+            "code-server",
+            "start",
+            "-m",
+            CODE_MODULE,
+            "-d",
+            str(REPO_ROOT),
+            "--location-name",
+            LOCATION_NAME,
+            "-h",
+            settings.dagster.host,
+            "-p",
+            str(settings.dagster.code_server_port),
+            # runs and the worker start with this environment's Python, whatever is on PATH
+            "--use-python-environment-entry-point",
+        ],
+        log_file=settings.log_dir / "dagster-code-server.log",
+        run_dir=settings.run_dir,
+        ports=[PortSpec(settings.dagster.host, settings.dagster.code_server_port, "dagster.code_server_port")],
+        env=env,
+        cwd=REPO_ROOT,
+        health=lambda: code_server_answers(settings),
+        start_timeout=180,
+    )
     webserver = ManagedProcess(
         name="dagster-webserver",
         argv=[
@@ -77,13 +138,23 @@ def processes(settings: Settings) -> list[ManagedProcess]:
         env=env,
         cwd=REPO_ROOT,
     )
-    return [webserver, daemon]
+    return [code_server, webserver, daemon]
 
 
-def start(settings: Settings) -> None:
+def write_instance_files(settings: Settings) -> None:
+    """DAGSTER_HOME's dagster.yaml, and the workspace of the webserver and the daemon (the shared code server)."""
     home = dagster_home(settings)
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").write_text(DAGSTER_YAML)
+    workspace = WORKSPACE_YAML.format(
+        host=settings.dagster.host, port=settings.dagster.code_server_port, location=LOCATION_NAME
+    )
+    workspace_file(settings).write_text(workspace)
+
+
+def start(settings: Settings) -> None:
+    write_instance_files(settings)
+    home = dagster_home(settings)
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     for pool, limit in POOLS.items():
         argv = [_bin("dagster"), "instance", "concurrency", "set", pool, str(limit)]

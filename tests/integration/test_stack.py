@@ -118,6 +118,7 @@ def test_status_reports_every_service(stack):
         "kafka",
         "flink-jobmanager",
         "flink-taskmanager",
+        "dagster-code-server",
         "dagster-webserver",
         "dagster-daemon",
         "demo-app",

@@ -145,3 +145,26 @@ def test_every_pool_the_assets_use_is_limited_when_dagster_starts(mode_defs):
     used = {getattr(a.node_def, "pool", None) for a in graph.assets_defs if a.is_executable} - {None}
     assert used == ({"flink_replay", "duckdb"} if mode == "kappa" else {"duckdb"})
     assert used <= set(POOLS)
+
+
+def test_the_stacks_code_server_serves_the_location_workspace_yaml_names(tmp_path, monkeypatch):
+    import yaml
+
+    from infra.config import REPO_ROOT
+    from infra.services import dagster as service
+
+    [entry] = yaml.safe_load((REPO_ROOT / "workspace.yaml").read_text())["load_from"]
+    assert entry["python_module"]["module_name"] == service.CODE_MODULE
+    assert entry["python_module"]["location_name"] == service.LOCATION_NAME
+    # what `make up` writes for the webserver and the daemon: the one code server, on its configured port
+    monkeypatch.setenv("PIPELINE_PATHS__VAR_DIR", str(tmp_path))
+    monkeypatch.setenv("PIPELINE_DAGSTER__CODE_SERVER_PORT", "4123")
+    settings = load_settings()
+    service.write_instance_files(settings)
+    [served] = yaml.safe_load(service.workspace_file(settings).read_text())["load_from"]
+    assert served == {"grpc_server": {"host": "127.0.0.1", "port": 4123, "location_name": service.LOCATION_NAME}}
+    code_server, webserver, daemon = service.processes(settings)
+    assert code_server.argv[code_server.argv.index("-p") + 1] == "4123"
+    assert code_server.argv[code_server.argv.index("-m") + 1] == service.CODE_MODULE
+    for proc in (webserver, daemon):
+        assert proc.argv[proc.argv.index("-w") + 1] == str(service.workspace_file(settings))
