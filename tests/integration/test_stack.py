@@ -13,6 +13,7 @@ import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -128,6 +129,39 @@ def test_status_reports_every_service(stack):
         assert " running " in line and "ok" in line, line
     job_line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("job raw_events"))
     assert " running " in job_line and "ok (" in job_line, job_line
+
+
+def _code_server_workers(pgid: int) -> set[int]:
+    """The `dagster api grpc` processes (code servers holding the definitions) of a service's process group."""
+    found = set()
+    for pid in _group_members(pgid):
+        try:
+            if b"api\0grpc" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.add(pid)
+        except OSError:
+            continue
+    return found
+
+
+def test_the_webserver_and_the_daemon_share_one_code_server_which_the_uis_reload_restarts(stack):
+    s = stack.settings
+    pids = stack.pids()
+    assert not _code_server_workers(pids["dagster-webserver"]) and not _code_server_workers(pids["dagster-daemon"])
+    [worker] = _code_server_workers(pids["dagster-code-server"])
+    # what the UI's "Reload" button sends
+    mutation = (
+        'mutation { reloadRepositoryLocation(repositoryLocationName: "http_events_pipeline") {'
+        " __typename ... on WorkspaceLocationEntry { locationOrLoadError { __typename } } } }"
+    )
+    reply = httpx.post(f"http://{s.dagster.host}:{s.dagster.port}/graphql", json={"query": mutation}, timeout=180)
+    entry = reply.json()["data"]["reloadRepositoryLocation"]
+    assert entry["__typename"] == "WorkspaceLocationEntry", entry
+    assert entry["locationOrLoadError"]["__typename"] == "RepositoryLocation", entry
+    wait_for(
+        lambda: len(workers := _code_server_workers(pids["dagster-code-server"])) == 1 and worker not in workers,
+        60,
+        "the code server's worker to be replaced by a new one",
+    )
 
 
 def test_injected_late_and_malformed_messages_land_where_they_belong(stack):
