@@ -91,7 +91,7 @@ class KafkaSection(_Section):
     partitions: int = Field(default=3, ge=1)
     replication_factor: int = Field(default=1, ge=1)
     retention_hours: int = Field(default=168, ge=1)
-    heap: str = "384m"
+    heap: str = "256m"
     client: dict[str, str] = Field(default_factory=dict)
 
     _ports = field_validator("port", "controller_port")(_check_port)
@@ -115,7 +115,7 @@ class FlinkSection(_Section):
     rpc_port: Port = 6123
     rest_url: str | None = None
     taskmanager_slots: int = Field(default=4, ge=1)
-    jobmanager_memory: str = "1024m"
+    jobmanager_memory: str = "896m"
     taskmanager_memory: str = "1536m"
     parallelism: int = Field(default=1, ge=1)
     checkpoint_interval_seconds: int = Field(default=10, ge=1)

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -81,12 +82,17 @@ def is_healthy(settings: Settings) -> bool:
 
 
 def processes(settings: Settings) -> list[ManagedProcess]:
-    home = dagster_home(settings)
-    env = {"DAGSTER_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    env = {"DAGSTER_HOME": str(dagster_home(settings)), "PYTHONUNBUFFERED": "1"}
     workspace = str(workspace_file(settings))
-    code_server = ManagedProcess(
-        name="dagster-code-server",
-        argv=[
+
+    def process(name: str, argv: list[str], **more: Any) -> ManagedProcess:
+        log_file = settings.log_dir / f"{name}.log"
+        return ManagedProcess(name, argv, log_file, settings.run_dir, env=env, cwd=REPO_ROOT, **more)
+
+    host, port, code_port = settings.dagster.host, settings.dagster.port, settings.dagster.code_server_port
+    code_server = process(
+        "dagster-code-server",
+        [
             _bin("dagster"),
             "code-server",
             "start",
@@ -97,47 +103,24 @@ def processes(settings: Settings) -> list[ManagedProcess]:
             "--location-name",
             LOCATION_NAME,
             "-h",
-            settings.dagster.host,
+            host,
             "-p",
-            str(settings.dagster.code_server_port),
+            str(code_port),
             # runs and the worker start with this environment's Python, whatever is on PATH
             "--use-python-environment-entry-point",
         ],
-        log_file=settings.log_dir / "dagster-code-server.log",
-        run_dir=settings.run_dir,
-        ports=[PortSpec(settings.dagster.host, settings.dagster.code_server_port, "dagster.code_server_port")],
-        env=env,
-        cwd=REPO_ROOT,
+        ports=[PortSpec(host, code_port, "dagster.code_server_port")],
         health=lambda: code_server_answers(settings),
         start_timeout=180,
     )
-    webserver = ManagedProcess(
-        name="dagster-webserver",
-        argv=[
-            _bin("dagster-webserver"),
-            "-h",
-            settings.dagster.host,
-            "-p",
-            str(settings.dagster.port),
-            "-w",
-            workspace,
-        ],
-        log_file=settings.log_dir / "dagster-webserver.log",
-        run_dir=settings.run_dir,
-        ports=[PortSpec(settings.dagster.host, settings.dagster.port, "dagster.port")],
-        env=env,
-        cwd=REPO_ROOT,
+    webserver = process(
+        "dagster-webserver",
+        [_bin("dagster-webserver"), "-h", host, "-p", str(port), "-w", workspace],
+        ports=[PortSpec(host, port, "dagster.port")],
         health=lambda: is_healthy(settings),
         start_timeout=180,
     )
-    daemon = ManagedProcess(
-        name="dagster-daemon",
-        argv=[_bin("dagster-daemon"), "run", "-w", workspace],
-        log_file=settings.log_dir / "dagster-daemon.log",
-        run_dir=settings.run_dir,
-        env=env,
-        cwd=REPO_ROOT,
-    )
+    daemon = process("dagster-daemon", [_bin("dagster-daemon"), "run", "-w", workspace])
     return [code_server, webserver, daemon]
 
 
