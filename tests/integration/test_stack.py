@@ -23,7 +23,7 @@ from infra import iceberg, lake
 from infra.cli import DEFAULT_JOBS
 from infra.config import REPO_ROOT
 from infra.process import ServiceError, _alive, _group_members
-from infra.services import flink, flink_jobs, kafka
+from infra.services import dagster, flink, flink_jobs, kafka
 from tests.integration.known_events import event, expected_per_minute, per_minute, produce, raw_count
 from tests.waiting import wait_for
 
@@ -150,7 +150,7 @@ def test_the_webserver_and_the_daemon_share_one_code_server_which_the_uis_reload
     [worker] = _code_server_workers(pids["dagster-code-server"])
     # what the UI's "Reload" button sends
     mutation = (
-        'mutation { reloadRepositoryLocation(repositoryLocationName: "http_events_pipeline") {'
+        f'mutation {{ reloadRepositoryLocation(repositoryLocationName: "{dagster.LOCATION_NAME}") {{'
         " __typename ... on WorkspaceLocationEntry { locationOrLoadError { __typename } } } }"
     )
     reply = httpx.post(f"http://{s.dagster.host}:{s.dagster.port}/graphql", json={"query": mutation}, timeout=180)
