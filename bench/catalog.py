@@ -1,9 +1,9 @@
-"""Catalog benchmark: can the catalog database carry the commit rate of the streaming jobs?
+"""Catalog benchmark: can the catalog database carry the commit rate of the streaming job?
 
-For each catalog database (a SQLite file, the embedded PostgreSQL) a sandboxed stack runs `raw_events` (two
-Iceberg sinks committing on every checkpoint) with checkpoints every 2 s, the demo traffic, and a pyiceberg
-reader polling the table; the benchmark counts the job's failures (failed commits restart it) and the reader's
-look-ups over the same window. JSON out.
+For each catalog database (a SQLite file, the embedded PostgreSQL) a sandboxed stack runs `streaming` (an
+Iceberg sink per table of the stream, raw.* and speed.*, all committing on every checkpoint) with checkpoints
+every 2 s, the demo traffic, and a pyiceberg reader polling raw.http_events; the benchmark counts the job's
+failures (failed commits restart it) and the reader's look-ups over the same window. JSON out.
 
     python -m bench.catalog [seconds]
 """
@@ -36,7 +36,7 @@ def _measure(name: str, extra_env: dict[str, str], seconds: float) -> dict[str, 
         from infra.services import flink, flink_jobs
 
         settings = load_settings()
-        job = flink_jobs.find_job(settings, "raw_events")
+        job = flink_jobs.find_job(settings, "streaming")
         assert job is not None
         stop = threading.Event()
         reads = 0

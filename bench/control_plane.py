@@ -3,11 +3,12 @@
 
 - **sensor ticks**: each sensor evaluated `ticks` times with `build_sensor_context` (a fresh cursor, so every
   tick does its full work): median seconds, and that share of the sensor's interval;
-- **recovery**: the `windows` job cancelled through Flink's REST API (what `flink cancel` does) while the stack's
-  own daemon runs; seconds until the job runs again from its checkpoint, next to the health sensor's interval;
+- **recovery**: the `streaming` job cancelled through Flink's REST API (what `flink cancel` does) while the
+  stack's own daemon runs; seconds until the job runs again from its checkpoint, next to the health sensor's
+  interval;
 - **replay through Dagster vs the CLI**: one day of generated traffic in raw.http_events, replayed by
-  `python -m infra replay windows DAY` and by materialising that day's partition of the replayed tables
-  (`windows_replay`), in one run: Dagster's overhead as a ratio.
+  `python -m infra replay streaming DAY` and by materialising that day's partition of the replayed tables (the
+  SQL windows' speed tables, `windows_replay`), in one run: Dagster's overhead as a ratio.
 
     python -m bench.control_plane
 """
@@ -29,6 +30,7 @@ from infra import iceberg
 from infra.config import REPO_ROOT, Settings
 
 DAY = datetime(2026, 1, 5, tzinfo=UTC)
+JOB = "streaming"  # the one streaming job: recovered, and replayed (its SQL windows)
 
 
 def _sensor_ticks(defs: dg.Definitions, name: str, interval: int, ticks: int) -> dict[str, Any]:
@@ -52,15 +54,15 @@ def _sensor_ticks(defs: dg.Definitions, name: str, interval: int, ticks: int) ->
 def _recovery(settings: Settings, timeout: float = 300) -> dict[str, Any]:
     from infra.services import flink, flink_jobs
 
-    state_file = flink_jobs.job_dir(settings, "windows") / "state.json"
+    state_file = flink_jobs.job_dir(settings, JOB) / "state.json"
     before = json.loads(state_file.read_text()).get("recoveries", 0)
-    lost = flink_jobs.find_job(settings, "windows")
+    lost = flink_jobs.find_job(settings, JOB)
     assert lost is not None
     started = time.monotonic()
     flink.rest(settings, "PATCH", f"/jobs/{lost['jid']}?mode=cancel")
     while time.monotonic() - started < timeout:
         state = json.loads(state_file.read_text())
-        found = flink_jobs.find_job(settings, "windows")
+        found = flink_jobs.find_job(settings, JOB)
         if state.get("recoveries", 0) > before and found and found["state"] == "RUNNING":
             seconds = time.monotonic() - started
             return {
@@ -70,7 +72,7 @@ def _recovery(settings: Settings, timeout: float = 300) -> dict[str, Any]:
                 "restored_from_checkpoint_of_the_cancelled_job": f"/{lost['jid']}/chk-" in str(state["restored_from"]),
             }
         time.sleep(1)
-    raise RuntimeError(f"windows not recovered within {timeout} s")
+    raise RuntimeError(f"{JOB} not recovered within {timeout} s")
 
 
 def _replays(settings: Settings, defs: dg.Definitions, rate: float) -> dict[str, Any]:
@@ -79,7 +81,7 @@ def _replays(settings: Settings, defs: dg.Definitions, rate: float) -> dict[str,
     raw.append(events)
     started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "infra", "replay", "windows", f"{DAY:%Y-%m-%d}"],
+        [sys.executable, "-m", "infra", "replay", JOB, f"{DAY:%Y-%m-%d}"],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=1800,
     )  # fmt: skip
     cli_s = time.monotonic() - started

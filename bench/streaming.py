@@ -1,15 +1,18 @@
 """Streaming benchmark: the goals of the streaming issue, measured side by side in one run. JSON out.
 
-- **throughput**: events/s of each job (`raw_events`, `windows`, `datastream_windows`) at parallelism 1 and 2 on a
-  local Flink mini-cluster (the way `tests/flink/` runs them, with the configuration the deployer renders) over a
-  bounded file of N synthetic events (event times increasing, a few services, routes and users, some 5xx, the
-  checkout-funnel routes), and over a tiny file (10 events) for the fixed cost. The time of a run is from the
-  moment all its tasks are RUNNING (the mini-cluster's own log: JVM, planning, deployment and Python workers
-  are behind it) to its last Iceberg commit (the sinks commit when the input ends), so events/s =
-  N / (t_N - t_tiny). The same from starting the job's process is reported too, but on a shared machine its
-  start-up (11-32 s measured) is noisier than the processing itself. Each run writes into a fresh lake (own
-  catalog name and warehouse) of one sandboxed catalog database (`python -m infra up catalog`). Every event must
-  be counted and none late. Ratio: events/s at p2 / at p1 (one file: one source reader, the rest in parallel).
+- **throughput**: events/s of the `streaming` job (every table of the stream: raw.http_events, dead letters, late
+  events, the SQL windows and the DataStream windows) at parallelism 1 and 2 on a local Flink mini-cluster (the
+  way `tests/flink/` runs it, with the configuration the deployer renders) over a bounded file of N synthetic
+  events (event times increasing, a few services, routes and users, some 5xx, the checkout-funnel routes), and
+  over a tiny file (10 events) for the fixed cost. The time of a run is from the moment all its tasks are
+  RUNNING (the mini-cluster's own log: JVM, planning, deployment and Python workers are behind it) to its last
+  Iceberg commit (the sinks commit when the input ends), so events/s = N / (t_N - t_tiny). The same from
+  starting the job's process is reported too, but on a shared machine its start-up (11-32 s measured) is
+  noisier than the processing itself. Each run writes into a fresh lake (own catalog name and warehouse) of one
+  sandboxed catalog database (`python -m infra up catalog`). Checked against the file: every event in
+  raw.http_events once, no dead letter, none late (for any window), and every event counted in each window
+  table (the 5-minute HOP five times, the day's CUMULATE once in its whole-day window, the checkout funnels once
+  per funnel request). Ratio: events/s at p2 / at p1 (one file: one source reader, the rest in parallel).
 - **freshness**: a sandboxed stack (`python -m infra up`, demo traffic at 1 request/s, checkpoints at the
   default 10 s); events are produced straight to the topic at 1,000/s for 120 s (event time = the time of
   `produce()`, their own service name), after a 15 s warm-up at the same rate under another service name.
@@ -17,12 +20,13 @@
   minus its event time: for `raw.http_events` from the data files each snapshot added (their `event_time`); for
   `speed.api_requests_per_minute` (and the DataStream `speed.requests_per_route_minute_firings`) per event, the
   commit of its window's row minus the event's own time, plus per window row the commit minus `window_end`.
-  p50/p99 against the goals (p50 <= 30 s, p99 <= 60 s at 1,000 events/s); every job must still be RUNNING.
+  p50/p99 against the goals (p50 <= 30 s, p99 <= 60 s at 1,000 events/s); the job must still be RUNNING.
 - **replay**: a day of generated traffic (`rate` events/s on average over one UTC day) appended straight into
   `raw.http_events` of a sandboxed lake with pyiceberg (an Arrow table built from the table's current schema,
-  nulls for the columns not generated), then the Kappa replay of that day of `windows` on a sandboxed cluster
-  (`infra.services.flink_jobs.replay`, what `python -m infra replay windows DAY` runs). Multiple of real time =
-  86,400 s / replay seconds; checked: the day's per-minute `request_count`s add up to the rows written.
+  nulls for the columns not generated), then the Kappa replay of that day of the `streaming` job's SQL windows on
+  a sandboxed cluster (`infra.services.flink_jobs.replay`, what `python -m infra replay streaming DAY` runs).
+  Multiple of real time = 86,400 s / replay seconds; checked: the day's per-minute `request_count`s add up to the
+  rows written.
 
 Each part starts and stops its own sandbox (a scratch var/ on free ports; never more than one Flink at a time),
 so it runs beside a developer's own `make up`. Installs are assumed done (`make install`).
@@ -57,15 +61,17 @@ import pyarrow.parquet as pq
 from infra import iceberg, install, sandbox
 from infra.config import ENV_PREFIX, REPO_ROOT, Settings, load_settings
 
-JOBS = ("raw_events", "windows", "datastream_windows")
+JOB = "streaming"
 PARALLELISMS = (1, 2)
 # A mini-cluster keeps checkpoints in the JobManager's memory, at most 5 MB, and a bounded run takes a final
 # checkpoint when its input ends: past ~80,000 events the event_id de-duplication state outgrows it and the run
-# fails. The DataStream job runs Python operators with one element per bundle over a file
-# (flink_jobs/datastream_windows.py), which makes it far slower per event than on the cluster.
-EVENTS_PER_JOB = {"raw_events": 60_000, "windows": 60_000, "datastream_windows": 3_000}
+# fails. Over a file the job's Python DataStream part runs one element per bundle
+# (flink_jobs/datastream_windows.py), far slower per element than on the cluster; it is fed one row per second,
+# service and route plus each funnel request (flink_jobs/sql/datastream_inputs.sql), about 0.45 elements per
+# event of this file (100 events per second of event time, ~21 % of them funnel requests).
+EVENTS = 60_000
 TINY_EVENTS = 10
-RUN_TIMEOUT_S = 600
+RUN_TIMEOUT_S = 900
 FRESHNESS_P50_GOAL_S = 30.0
 FRESHNESS_P99_GOAL_S = 60.0
 # (method, route template, weight); the funnel routes so the DataStream funnel operator has work
@@ -166,7 +172,7 @@ def _sum(table: Any, column: str, row_filter: str = "True") -> int:
     return int(pc.sum(arrow.column(column)).as_py() or 0)
 
 
-# ---- throughput: each job on a local mini-cluster over a bounded file ----
+# ---- throughput: the streaming job on a local mini-cluster over a bounded file ----
 
 
 def _messages_file(root: Path, count: int, seed: int = 7) -> Path:
@@ -197,8 +203,10 @@ def _all_tasks_running_at(log_dir: Path) -> float | None:
 def _run_on_mini_cluster(
     settings: Settings, root: Path, job: str, source: Path, parallelism: int, name: str
 ) -> tuple[float, float | None, Settings]:
-    """Run `flink_jobs.<job>` over `source` into a fresh lake. Seconds from starting its process to its last
-    Iceberg commit, seconds from all its tasks running to that commit, and the lake's settings."""
+    """Run the job's entry (flink_jobs/<entry>.py) over `source` into a fresh lake. Seconds from starting its
+    process to its last Iceberg commit, seconds from all its tasks running to that commit, and the lake's
+    settings."""
+    from flink_jobs import JOBS
     from infra.services import flink_jobs
 
     lake = load_settings(iceberg={"catalog_name": name, "warehouse": (root / name).as_uri()})
@@ -224,7 +232,7 @@ def _run_on_mini_cluster(
     started_ms = time.time() * 1000
     # own process group: a failing job restarts forever on the mini-cluster, and a time limit must stop all of it
     proc = subprocess.Popen(
-        [str(python), "-m", f"flink_jobs.{job}", "--config", str(config_path)],
+        [str(python), "-m", f"flink_jobs.{JOBS[job].entry.stem}", "--config", str(config_path)],
         cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
     try:
@@ -253,66 +261,136 @@ def _run_on_mini_cluster(
     return (max(commits) - started_ms) / 1000, processing, lake
 
 
-def _check_output(lake: Settings, job: str) -> dict[str, Any]:
-    """What a run wrote: every event must be counted, none late. For raw_events also the events/s over the span
-    of `ingested_at` (each row's processing time), a cross-check that does not depend on the start-up cost."""
+def _expected(source: Path, funnel_routes: list[str]) -> dict[str, int]:
+    """What a file holds: its events (all valid; counted by event_id) and how many of them are funnel requests."""
+    routes = set(funnel_routes)
+    event_ids: set[str] = set()
+    funnel_requests = 0
+    with source.open("rb") as lines:
+        for line in lines:
+            event = orjson.loads(line)
+            event_ids.add(event["event_id"])
+            funnel_requests += event["route"] in routes
+    return {"events": len(event_ids), "funnel_requests": funnel_requests}
+
+
+def _latest_firings_sum(table: Any) -> int:
+    """request_count summed over the latest firing of each window (a late re-firing replaces the earlier one)."""
+    rows = table.scan(selected_fields=("window_start", "service", "route", "firing", "request_count")).to_arrow()
+    latest: dict[tuple[Any, ...], tuple[int, int]] = {}
+    for row in rows.to_pylist():
+        key = (row["window_start"], row["service"], row["route"])
+        if key not in latest or row["firing"] > latest[key][0]:
+            latest[key] = (row["firing"], row["request_count"])
+    return sum(count for _, count in latest.values())
+
+
+def _check_output(lake: Settings, expected: dict[str, int]) -> dict[str, Any]:
+    """What a run of the streaming job wrote, against what its file holds: every event in raw.http_events once,
+    no dead letter, none late (for any window), every event counted in each window table. Also the events/s
+    over the span of `ingested_at` (each row's processing time), a cross-check that does not depend on the
+    start-up cost."""
     catalog = iceberg.load(lake)
-    checked: dict[str, Any] = {"late_events": catalog.load_table("raw.late_events").scan().count()}
-    if job == "raw_events":
-        ingested = catalog.load_table("raw.http_events").scan(selected_fields=("ingested_at",)).to_arrow()
-        checked["events_counted"] = ingested.num_rows
-        ingested_ms = _ms(ingested.column("ingested_at"))
-        span_s = (max(ingested_ms) - min(ingested_ms)) / 1000
-        checked["events_per_second_over_ingested_at_span"] = round(ingested.num_rows / span_s) if span_s else None
-    elif job == "windows":
-        checked["events_counted"] = _sum(catalog.load_table("speed.api_requests_per_minute"), "request_count")
-    else:
-        firings = catalog.load_table("speed.requests_per_route_minute_firings")
-        checked["events_counted"] = _sum(firings, "request_count")
-    return checked
+    n = expected["events"]
+    raw = catalog.load_table("raw.http_events").scan(selected_fields=("event_id", "ingested_at")).to_arrow()
+    late = catalog.load_table("raw.late_events").scan(selected_fields=("window_name",)).to_arrow()
+    daily = (
+        catalog.load_table("speed.api_daily_running_totals")
+        .scan(selected_fields=("window_start", "window_end", "request_count"))
+        .to_arrow()
+    )
+    whole_day = [
+        count
+        for start, end, count in zip(
+            _ms(daily.column("window_start")),
+            _ms(daily.column("window_end")),
+            daily.column("request_count").to_pylist(),
+            strict=True,
+        )
+        if end - start == DAY_S * 1000
+    ]
+    # (counted, expected) per check
+    checks: dict[str, tuple[int, int]] = {
+        "raw.http_events rows": (raw.num_rows, n),
+        "raw.http_events distinct event_ids": (int(pc.count_distinct(raw.column("event_id")).as_py()), n),
+        "raw.dead_letter_events rows": (catalog.load_table("raw.dead_letter_events").scan().count(), 0),
+        "raw.late_events rows": (late.num_rows, 0),
+        "speed.api_requests_per_minute request_count": (
+            _sum(catalog.load_table("speed.api_requests_per_minute"), "request_count"),
+            n,
+        ),
+        # HOP 5 minutes sliding by 1: every event is in five windows
+        "speed.api_traffic_sliding_5m request_count": (
+            _sum(catalog.load_table("speed.api_traffic_sliding_5m"), "request_count"),
+            5 * n,
+        ),
+        "speed.user_sessions request_count": (_sum(catalog.load_table("speed.user_sessions"), "request_count"), n),
+        # CUMULATE 1 day in 1-hour steps: every event is in one whole-day window
+        "speed.api_daily_running_totals request_count of whole-day windows": (sum(whole_day), n),
+        "speed.requests_per_route_minute_firings request_count of latest firings": (
+            _latest_firings_sum(catalog.load_table("speed.requests_per_route_minute_firings")),
+            n,
+        ),
+        # every funnel request is a step of exactly one funnel (the input's end times out the open ones)
+        "speed.checkout_funnels steps": (
+            _sum(catalog.load_table("speed.checkout_funnels"), "steps"),
+            expected["funnel_requests"],
+        ),
+    }
+    ingested_ms = _ms(raw.column("ingested_at"))
+    span_s = (max(ingested_ms) - min(ingested_ms)) / 1000 if ingested_ms else 0
+    late_by_window: dict[str, int] = {}
+    for window_name in late.column("window_name").to_pylist():
+        late_by_window[window_name] = late_by_window.get(window_name, 0) + 1
+    return {
+        "verified": all(counted == want for counted, want in checks.values()),
+        "checks": {name: {"counted": counted, "expected": want} for name, (counted, want) in checks.items()},
+        "late_events_by_window": late_by_window,
+        "events_per_second_over_ingested_at_span": round(raw.num_rows / span_s) if span_s else None,
+    }
 
 
-def throughput(events: dict[str, int] | None = None) -> dict[str, Any]:
+def throughput(events: int = EVENTS) -> dict[str, Any]:
     from infra.services import flink_jobs
 
-    sizes = {**EVENTS_PER_JOB, **(events or {})}
-    results: dict[str, Any] = {}
+    runs: dict[str, Any] = {}
     load_start = os.getloadavg()[0]
     with _sandbox("bench-streaming-tp-", ("catalog",)) as settings:
         root = settings.var_dir / "throughput"
         root.mkdir(parents=True, exist_ok=True)
         tiny = _messages_file(root, TINY_EVENTS)
-        for job in JOBS:
-            count = sizes[job]
-            source = _messages_file(root, count)
-            per_job: dict[str, Any] = {"events": count}
-            for p in PARALLELISMS:
-                started = time.monotonic()
-                t_tiny, proc_tiny, _ = _run_on_mini_cluster(settings, root, job, tiny, p, f"tp_{job}_p{p}_tiny")
-                t_big, proc_big, lake = _run_on_mini_cluster(settings, root, job, source, p, f"tp_{job}_p{p}_n")
-                processing = proc_big - proc_tiny if proc_big is not None and proc_tiny is not None else None
-                per_job[f"p{p}"] = {
-                    "events_per_second": round(count / processing) if processing and processing > 0 else None,
-                    "events_per_second_start_to_commit": round(count / (t_big - t_tiny)) if t_big > t_tiny else None,
-                    "seconds_tasks_running_to_last_commit_n": _round(proc_big),
-                    "seconds_tasks_running_to_last_commit_tiny": _round(proc_tiny),
-                    "seconds_start_to_last_commit_n": round(t_big, 1),
-                    "seconds_start_to_last_commit_tiny": round(t_tiny, 1),
-                    "wall_seconds_both_runs": round(time.monotonic() - started, 1),
-                    **_check_output(lake, job),
-                }
-            p1, p2 = per_job["p1"]["events_per_second"], per_job["p2"]["events_per_second"]
-            per_job["p2_over_p1"] = round(p2 / p1, 3) if p1 and p2 else None
-            results[job] = per_job
-        python_mode = flink_jobs.job_config(settings, "raw_events").get("python_execution_mode", "process")
+        source = _messages_file(root, events)
+        expected = _expected(source, settings.streaming.funnel_routes)
+        for p in PARALLELISMS:
+            started = time.monotonic()
+            t_tiny, proc_tiny, _ = _run_on_mini_cluster(settings, root, JOB, tiny, p, f"tp_{JOB}_p{p}_tiny")
+            t_big, proc_big, lake = _run_on_mini_cluster(settings, root, JOB, source, p, f"tp_{JOB}_p{p}_n")
+            processing = proc_big - proc_tiny if proc_big is not None and proc_tiny is not None else None
+            runs[f"p{p}"] = {
+                "events_per_second": round(events / processing) if processing and processing > 0 else None,
+                "events_per_second_start_to_commit": round(events / (t_big - t_tiny)) if t_big > t_tiny else None,
+                "seconds_tasks_running_to_last_commit_n": _round(proc_big),
+                "seconds_tasks_running_to_last_commit_tiny": _round(proc_tiny),
+                "seconds_start_to_last_commit_n": round(t_big, 1),
+                "seconds_start_to_last_commit_tiny": round(t_tiny, 1),
+                "wall_seconds_both_runs": round(time.monotonic() - started, 1),
+                **_check_output(lake, expected),
+            }
+        python_mode = flink_jobs.job_config(settings, JOB)["python_execution_mode"]
+    p1, p2 = runs["p1"]["events_per_second"], runs["p2"]["events_per_second"]
     return {
         "method": "local mini-cluster, one bounded file of N events and one of 10; events_per_second = N / (t_N - "
         "t_10), t = from all tasks RUNNING (mini-cluster log) to the last Iceberg commit; "
         "events_per_second_start_to_commit: the same with t from starting the job's process (start-up included, "
         "noisy on a shared machine)",
+        "job": JOB,
+        "events": events,
+        "funnel_requests": expected["funnel_requests"],
         "python_execution_mode": python_mode,
         "load_average_1m_start_end": [round(load_start, 2), round(os.getloadavg()[0], 2)],
-        "jobs": results,
+        **runs,
+        "p2_over_p1": round(p2 / p1, 3) if p1 and p2 else None,
+        "verified_every_run": all(run["verified"] for run in runs.values()),
     }
 
 
@@ -502,7 +580,7 @@ def freshness(rate: float = 1000.0, seconds: float = 120.0, warmup_seconds: floa
     }
 
 
-# ---- replay: a day of traffic in raw.http_events, recomputed by the Kappa replay of `windows` ----
+# ---- replay: a day of traffic in raw.http_events, recomputed by the Kappa replay of `streaming` ----
 
 
 def _day_of_traffic(schema: pa.Schema, day: datetime, rate: float, seed: int) -> pa.Table:
@@ -542,6 +620,7 @@ def _day_of_traffic(schema: pa.Schema, day: datetime, rate: float, seed: int) ->
 
 
 def replay(rate: float = 10.0, day: datetime = datetime(2026, 1, 5, tzinfo=UTC)) -> dict[str, Any]:
+    from flink_jobs.streaming import SINKS
     from infra.services import flink, flink_jobs
 
     with _sandbox("bench-streaming-replay-", ("catalog", "flink")) as settings:
@@ -555,21 +634,15 @@ def replay(rate: float = 10.0, day: datetime = datetime(2026, 1, 5, tzinfo=UTC))
         append_s = time.monotonic() - started
         day_ms = int(day.timestamp() * 1000)
         started = time.monotonic()
-        job_id = flink_jobs.replay(settings, "windows", day_ms, day_ms + DAY_S * 1000)
+        job_id = flink_jobs.replay(settings, JOB, day_ms, day_ms + DAY_S * 1000)
         replay_s = time.monotonic() - started
         job = flink.rest(settings, "GET", f"/jobs/{job_id}")
         job_s = job["duration"] / 1000
         until = datetime.fromtimestamp(day.timestamp() + DAY_S, tz=UTC)
         day_filter = f"window_start >= '{day.isoformat()}' and window_start < '{until.isoformat()}'"
         counted = _sum(catalog.load_table("speed.api_requests_per_minute"), "request_count", day_filter)
-        rows = {
-            name: catalog.load_table(name).scan().count()
-            for name in (
-                "speed.api_requests_per_minute",
-                "speed.api_traffic_sliding_5m",
-                "speed.api_daily_running_totals",
-            )
-        }
+        # the tables the replay overwrites: the SQL windows'
+        rows = {f"speed.{view}": catalog.load_table(f"speed.{view}").scan().count() for view, _ in SINKS}
     return {
         "day": day.date().isoformat(),
         "events": events.num_rows,

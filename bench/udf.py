@@ -2,11 +2,12 @@
 
 Query: read N messages from a file, `SELECT event_id, <expression>(user_agent)`, write to a blackhole sink, on a
 local mini-cluster at parallelism 1 (bench/udf_job.py). Variants of the bot flag, one result:
-- built-in: `REGEXP(user_agent, BOT_PATTERN)` (what raw_events runs);
+- built-in: `REGEXP(user_agent, BOT_PATTERN)` (what streaming_sql runs);
 - Python scalar UDF `is_bot_py`, in `process` mode (a Python worker process, rows over gRPC) and in `thread`
   mode (PEMJA, the interpreter inside the TaskManager's JVM);
 - pandas (vectorised) UDF `is_bot_pandas`, process mode (thread mode does not run pandas UDFs).
-And the device class (a Python UDF in raw_events, no built-in alternative) in the same three Python modes.
+And the device class: its rules as built-in REGEXPs in a CASE (flink_jobs/user_agent.py renders them; what
+streaming_sql runs), and as a Python UDF in the same three Python modes.
 Also `none`: the query without the expression, the cost of reading and parsing alone.
 
 Each variant runs in its own process over three files: a small one (start-up and warm-up, not counted), then
@@ -45,10 +46,11 @@ USER_AGENTS = [
 # name -> (expression over user_agent, execution mode)
 VARIANTS: dict[str, tuple[str, str]] = {
     "none": ("user_agent", "process"),
-    "is_bot_builtin": ("COALESCE(REGEXP(user_agent, '{{ bot_pattern }}'), FALSE)", "process"),
+    "is_bot_builtin": ("{{ is_bot }}", "process"),
     "is_bot_python_process": ("is_bot_py(user_agent)", "process"),
     "is_bot_python_thread": ("is_bot_py(user_agent)", "thread"),
     "is_bot_pandas_process": ("is_bot_pandas(user_agent)", "process"),
+    "device_class_builtin": ("{{ device_class }}", "process"),
     "device_class_python_process": ("device_class(user_agent)", "process"),
     "device_class_python_thread": ("device_class(user_agent)", "thread"),
     "device_class_pandas_process": ("device_class_pandas(user_agent)", "process"),

@@ -26,7 +26,8 @@ def timed_run(t_env: TableEnvironment, path: str, expression: str, run: int) -> 
     t_env.execute_sql(f"CREATE TEMPORARY TABLE out_{run} (event_id STRING, v STRING) WITH ('connector' = 'blackhole')")
     t_env.execute_sql(
         f"CREATE TEMPORARY VIEW events_{run} AS SELECT JSON_VALUE(payload, '$.event_id') AS event_id, "
-        f"JSON_VALUE(payload, '$.user_agent') AS user_agent FROM src_{run}"
+        f"JSON_VALUE(payload, '$.user_agent') AS user_agent, "
+        f"LOWER(JSON_VALUE(payload, '$.user_agent')) AS user_agent_lower FROM src_{run}"
     )
     started = time.monotonic()
     t_env.execute_sql(f"INSERT INTO out_{run} SELECT event_id, CAST({expression} AS STRING) FROM events_{run}").wait()
@@ -38,7 +39,11 @@ def main(argv: list[str]) -> None:
     t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     t_env.get_config().set("parallelism.default", "1")
     udfs.register(t_env, execution_mode=mode, variants=True)
-    rendered = sql_files.render(expression, {"bot_pattern": user_agent.BOT_PATTERN})
+    rules = {
+        "is_bot": user_agent.is_bot_sql("user_agent_lower"),
+        "device_class": user_agent.device_class_sql("user_agent_lower"),
+    }
+    rendered = sql_files.render(expression, rules)
     print(json.dumps([timed_run(t_env, path, rendered, run) for run, path in enumerate(files)]))
 
 

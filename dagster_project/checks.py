@@ -4,7 +4,7 @@
   Flink sinks commit on checkpoints, an empty commit every few checkpoints when no rows came);
 - `consumer_lag` of every Flink job: its Kafka consumer group is at most `checks.max_consumer_lag` events
   behind the topic's end;
-- `dead_letter_rate` (raw.dead_letter_events) and `late_rate` (raw.late_events, per window job): the share of
+- `dead_letter_rate` (raw.dead_letter_events) and `late_rate` (raw.late_events, per window): the share of
   the last `checks.rate_window_minutes` of arrivals that were malformed, or too late to be counted.
 
 They run two ways: the freshness and lag sensor (sensors.py) evaluates them every
@@ -111,11 +111,14 @@ def arrival_rates(iceberg: IcebergResource, limits: ChecksSection, now: datetime
         valid, dead, ingested = (int(v) for v in row) if row else (0, 0, 0)
         late = dict(
             con.execute(
-                "SELECT job_name, count(*) FROM raw.late_events WHERE detected_at >= $1 GROUP BY job_name", params
+                "SELECT window_name, count(*) FROM raw.late_events WHERE detected_at >= $1 GROUP BY window_name",
+                params,
             ).fetchall()
         )
     dead_rate = _rate(dead, valid + dead)
-    late_rates = {job: _rate(int(late.get(job, 0)), ingested) for job in JOBS if "raw.late_events" in JOBS[job].writes}
+    # per window: one late event is a row for each window that could not count it (the SQL windows, the minute
+    # window, the funnel when it is a funnel step)
+    late_rates = {window: _rate(int(count), ingested) for window, count in late.items()}
     worst = max(late_rates.values(), default=0.0)
     return [
         Verdict(
@@ -129,11 +132,11 @@ def arrival_rates(iceberg: IcebergResource, limits: ChecksSection, now: datetime
             table_key("raw.late_events"),
             LATE_RATE,
             worst <= limits.max_late_rate,
-            f"worst window job {worst:.2%} of {ingested} events late (at most {limits.max_late_rate:.2%})",
+            f"worst window {worst:.2%} of {ingested} events late (at most {limits.max_late_rate:.2%})",
             {
                 **window,
-                **{f"rate/{job}": dg.MetadataValue.float(rate) for job, rate in late_rates.items()},
-                **{f"late/{job}": dg.MetadataValue.int(int(late.get(job, 0))) for job in late_rates},
+                **{f"rate/{window}": dg.MetadataValue.float(rate) for window, rate in late_rates.items()},
+                **{f"late/{window}": dg.MetadataValue.int(int(late[window])) for window in late_rates},
             },
         ),
     ]

@@ -21,6 +21,13 @@ class JobSpec:
     entry: Path  # the file `flink run -py` executes
     description: str
     writes: tuple[str, ...] = ()  # the Iceberg tables its stream appends to
+    replayable: bool = False  # its windows can be recomputed from raw.http_events (a Kappa replay)
+    python: bool = False  # it runs Python functions (Python workers, flink.python_execution_mode)
+
+    @property
+    def consumer_group(self) -> str:
+        """The Kafka consumer group it reads the topic with (its offsets committed on each checkpoint)."""
+        return f"flink-{self.name}"
 
     def source_files(self) -> list[Path]:
         """Everything whose change makes a running job out of date."""
@@ -29,28 +36,26 @@ class JobSpec:
 
 
 JOBS: dict[str, JobSpec] = {
-    "raw_events": JobSpec(
-        name="raw_events",
-        entry=PACKAGE_DIR / "raw_events.py",
-        description="Kafka http_events -> validated, de-duplicated raw.http_events; malformed -> dead letters",
-        writes=("raw.http_events", "raw.dead_letter_events"),
-    ),
-    "windows": JobSpec(
-        name="windows",
-        entry=PACKAGE_DIR / "windows.py",
-        description="Flink SQL windows (tumble, hop, session, cumulate) -> speed.*; late events -> raw.late_events",
+    "streaming": JobSpec(
+        name="streaming",
+        entry=PACKAGE_DIR / "streaming.py",
+        description=(
+            "Kafka http_events -> parsed, validated, de-duplicated -> raw.http_events, malformed -> dead letters; "
+            "SQL windows (tumble, hop, session, cumulate) and DataStream windows (per minute with allowed lateness, "
+            "checkout funnel) -> speed.*; late events -> raw.late_events"
+        ),
         writes=(
+            "raw.http_events",
+            "raw.dead_letter_events",
+            "raw.late_events",
             "speed.api_requests_per_minute",
             "speed.api_traffic_sliding_5m",
             "speed.user_sessions",
             "speed.api_daily_running_totals",
-            "raw.late_events",
+            "speed.requests_per_route_minute_firings",
+            "speed.checkout_funnels",
         ),
-    ),
-    "datastream_windows": JobSpec(
-        name="datastream_windows",
-        entry=PACKAGE_DIR / "datastream_windows.py",
-        description="DataStream windows: per-minute with allowed lateness, checkout funnel count window with timeout",
-        writes=("speed.requests_per_route_minute_firings", "speed.checkout_funnels", "raw.late_events"),
+        replayable=True,
+        python=True,
     ),
 }

@@ -1,6 +1,6 @@
 """The checkout funnel as a count window with a timeout: plain Python, no Flink, so its rules are unit-tested
-on their own (tests/unit/test_checkout_funnel.py) and the DataStream job (datastream_windows.py) only keeps it
-in keyed state and sets its timer.
+on their own (tests/unit/test_checkout_funnel.py) and the streaming job's DataStream part (datastream_windows.py)
+only keeps it in keyed state and sets its timer.
 
 A user's funnel opens at their first request to one of the funnel routes (`streaming.funnel_routes`, in order)
 and closes after N = len(funnel_routes) funnel requests (`closed_by = "count"`) or

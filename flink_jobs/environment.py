@@ -59,10 +59,17 @@ def create_table_environment(
     # event times are UTC instants; TIMESTAMP_LTZ columns map to Iceberg timestamptz
     conf.set("table.local-time-zone", "UTC")
     conf.set("parallelism.default", str(config.parallelism))
+    # views read by several INSERTs (the parsing, the de-duplication) are planned once and shared: without it each
+    # INSERT gets its own copy with only its columns, and the job parses every message and keeps the
+    # de-duplication's state once per INSERT
+    conf.set("table.optimizer.reuse-optimize-block-with-digest-enabled", "true")
     if config.source.bounded:
         # a run over a file or a replay fails with its first error instead of restarting in a loop
         conf.set("restart-strategy.type", "none")
     if streaming:
+        # the de-duplication by event_id (http_events.sql) remembers each id this long; the windows' state is
+        # cleared when their windows end, whatever this says
+        conf.set("table.exec.state.ttl", f"{config.streaming.dedup_horizon_minutes}min")
         # the Iceberg sink commits once per checkpoint: the interval is the freshness of the tables
         conf.set("execution.checkpointing.interval", f"{config.checkpoint_interval_seconds}s")
         conf.set("execution.checkpointing.mode", "EXACTLY_ONCE")
@@ -94,3 +101,28 @@ def source_params(config: JobConfig) -> dict[str, str]:
     elif source.kind == "file":
         params["source_path"] = str(source.path).replace("'", "''")
     return params
+
+
+def through_datastream(t_env: TableEnvironment, view: str, name: str, *, proc_time: str | None = None) -> None:
+    """Register `name`: the rows of the insert-only `view` through a DataStream and back, the same columns in the
+    same order. `event_time` is the event-time attribute again (the watermarks carry over) and `proc_time`, when
+    named, a processing-time attribute again (taken anew here). The planner cannot see through a DataStream, so
+    everything before it is shared by whatever reads `name` (streaming.py says why that matters)."""
+    from pyflink.table import DataTypes, Schema, StreamTableEnvironment
+
+    assert isinstance(t_env, StreamTableEnvironment)
+    table = t_env.from_path(view)
+    builder = (
+        Schema.new_builder()
+        .column_by_metadata("__event_time", DataTypes.TIMESTAMP_LTZ(3), "rowtime")
+        .watermark("__event_time", "SOURCE_WATERMARK()")
+    )
+    if proc_time is not None:
+        builder = builder.column_by_expression("__proc_time", "PROCTIME()")
+    t_env.create_temporary_view(f"{name}__stream", t_env.from_data_stream(t_env.to_data_stream(table), builder.build()))
+    renamed = {"event_time": "__event_time", **({proc_time: "__proc_time"} if proc_time else {})}
+    columns = ", ".join(
+        f"`{renamed[column]}` AS `{column}`" if column in renamed else f"`{column}`"
+        for column in table.get_schema().get_field_names()
+    )
+    t_env.execute_sql(f"CREATE TEMPORARY VIEW `{name}` AS SELECT {columns} FROM `{name}__stream`")

@@ -33,7 +33,7 @@ class StreamingConfig:
     out_of_orderness_seconds: int
     idle_timeout_seconds: int
     session_gap_minutes: int
-    dedup_ttl_hours: int
+    dedup_horizon_minutes: int
     replay_lookahead_minutes: int
     allowed_lateness_seconds: int
     funnel_routes: tuple[str, ...]
@@ -75,7 +75,7 @@ class JobConfig:
     source: SourceConfig = field(default_factory=SourceConfig)
     checkpoint_interval_seconds: int = 10
     parallelism: int = 1
-    python_execution_mode: str = "process"  # of the SQL jobs' Python UDFs: process | thread
+    python_execution_mode: str = "process"  # of the job's Python functions: process | thread
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JobConfig:

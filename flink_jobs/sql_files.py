@@ -47,6 +47,11 @@ def with_options(options: dict[str, str]) -> str:
     return ",\n  ".join(f"{q(k)} = {q(v)}" for k, v in options.items())
 
 
+def string_list(values: Iterable[str]) -> str:
+    """Render strings as a SQL list of string literals (`'a', 'b'`), for `IN ({{ name }})`."""
+    return ", ".join("'" + value.replace("'", "''") + "'" for value in values)
+
+
 def statement_set(t_env: TableEnvironment, files: Iterable[str], params: dict[str, str]) -> StatementSet:
     """Run the DDL of `files` in order; collect their INSERTs into one statement set (one job, one read of the
     source, every sink committing on the same checkpoints)."""

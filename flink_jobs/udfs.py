@@ -1,6 +1,7 @@
-"""Python UDFs of the SQL jobs, over the rules of flink_jobs/user_agent.py.
+"""Python UDFs of the SQL job, over the rules of flink_jobs/user_agent.py, and the Python execution mode of every job.
 
-    device_class(user_agent) -> STRING   a scalar Python UDF (raw_events writes it to raw.http_events)
+    device_class(user_agent) -> STRING   a scalar Python UDF (bench/udf.py; the streaming job runs the same rules
+                                         as built-in REGEXPs, flink_jobs/user_agent.py)
 
 It runs in a separate Python worker process (`python.execution-mode: process`, Flink's default: rows cross
 to Python and back in batches over gRPC, Apache Beam's Fn API) or inside the TaskManager's JVM (`thread`,
@@ -30,12 +31,8 @@ def _is_bot_pandas(user_agents: Any) -> Any:
     return user_agents.map(user_agent.is_bot, na_action=None)
 
 
-def register(t_env: TableEnvironment, *, execution_mode: str, variants: bool = False) -> None:
-    """Register `device_class` (and with `variants` the bench's `is_bot_py`, `device_class_pandas`,
-    `is_bot_pandas`) as temporary system functions, running in `execution_mode`."""
-    from pyflink.table import DataTypes
-    from pyflink.table.udf import udf
-
+def use_execution_mode(t_env: TableEnvironment, execution_mode: str) -> None:
+    """Run the job's Python functions (UDFs, DataStream functions) in `execution_mode`: process | thread."""
     if execution_mode not in PYTHON_EXECUTION_MODES:
         raise ValueError(f"python execution mode {execution_mode!r} is not one of {', '.join(PYTHON_EXECUTION_MODES)}")
     conf = t_env.get_config()
@@ -45,6 +42,15 @@ def register(t_env: TableEnvironment, *, execution_mode: str, variants: bool = F
         # environment: give it the environment's packages (pyflink, pemja, ...). The client runs from the same
         # environment as the cluster's workers (the deployer's -pyexec), so its site-packages is theirs.
         conf.set("python.pythonpath", sysconfig.get_paths()["purelib"])
+
+
+def register(t_env: TableEnvironment, *, execution_mode: str, variants: bool = False) -> None:
+    """Register `device_class` (and with `variants` the bench's `is_bot_py`, `device_class_pandas`,
+    `is_bot_pandas`) as temporary system functions, running in `execution_mode`."""
+    from pyflink.table import DataTypes
+    from pyflink.table.udf import udf
+
+    use_execution_mode(t_env, execution_mode)
     functions = {"device_class": udf(user_agent.device_class, result_type=DataTypes.STRING())}
     if variants:
         functions |= {

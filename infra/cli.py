@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from flink_jobs import JOBS
 from infra import analytics, iceberg, install, logs, maintenance
 from infra.config import ConfigError, Settings, load_settings
 from infra.logs import get_logger
@@ -36,7 +37,7 @@ from infra.services import dagster, demo, flink, flink_jobs, kafka, postgres
 log = get_logger("infra.cli")
 
 COMPONENTS = ("kafka", "catalog", "flink", "jobs", "dagster", "demo", "traffic")
-DEFAULT_JOBS = ("raw_events", "windows", "datastream_windows")
+DEFAULT_JOBS = tuple(JOBS)
 
 
 def _selected(names: list[str]) -> list[str]:

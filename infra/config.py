@@ -114,12 +114,12 @@ class FlinkSection(_Section):
     rest_port: Port = 8081
     rpc_port: Port = 6123
     rest_url: str | None = None
-    taskmanager_slots: int = Field(default=4, ge=1)
+    taskmanager_slots: int = Field(default=2, ge=1)
     jobmanager_memory: str = "896m"
     taskmanager_memory: str = "1536m"
     parallelism: int = Field(default=1, ge=1)
     checkpoint_interval_seconds: int = Field(default=10, ge=1)
-    python_execution_mode: Literal["process", "thread"] = "thread"
+    python_execution_mode: Literal["process", "thread"] = "process"
     submit_timeout_seconds: int = Field(default=180, ge=10)
 
     _ports = field_validator("rest_port", "rpc_port")(_check_port)
@@ -142,9 +142,10 @@ class StreamingSection(_Section):
     out_of_orderness_seconds: int = Field(default=5, ge=0)
     idle_timeout_seconds: int = Field(default=30, ge=1)
     session_gap_minutes: int = Field(default=30, ge=1)
-    dedup_ttl_hours: int = Field(default=24, ge=1)
+    # how long an event_id is remembered to drop a second delivery (state: about 40 bytes per event on disk)
+    dedup_horizon_minutes: int = Field(default=60, ge=1)
     replay_lookahead_minutes: int = Field(default=360, ge=0)
-    # the DataStream job (flink_jobs/datastream_windows.py)
+    # the streaming job's DataStream windows (flink_jobs/datastream_windows.py)
     allowed_lateness_seconds: int = Field(default=0, ge=0)
     funnel_routes: list[str] = Field(default_factory=lambda: ["/cart/items", "/checkout", "/payments"], min_length=2)
     funnel_timeout_minutes: int = Field(default=30, ge=1)

@@ -179,7 +179,7 @@ DEAD_LETTER_EVENTS = TableSpec(
 
 LATE_EVENTS = TableSpec(
     identifier="raw.late_events",
-    doc="Events a window job could not count (behind its watermark, plus allowed lateness), with the window missed.",
+    doc="Events a window could not count (behind its watermark, plus allowed lateness), with the window missed.",
     day_partition_on="event_time",
     schema=_fields(
         ("event_id", StringType(), True, "the late event"),
@@ -307,8 +307,8 @@ SPEED_TABLES: list[TableSpec] = [
     CHECKOUT_FUNNELS,
 ]
 # Lambda's batch layer (dbt/models/batch): the same measures recomputed from raw.http_events, same grain and
-# columns, one day partition rewritten per batch run. Kappa leaves them empty. The DataStream job's minute
-# windows are batch-computed once, final: the columns of their reader view without the firing bookkeeping.
+# columns, one day partition rewritten per batch run. Kappa leaves them empty. The DataStream minute windows
+# are batch-computed once, final: the columns of their reader view without the firing bookkeeping.
 _FIRING_COLUMNS = ("firing", "fired_at", "watermark")
 BATCH_TABLES: list[TableSpec] = [
     *(

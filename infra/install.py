@@ -51,6 +51,8 @@ def _maven_properties(v: dict[str, Any]) -> dict[str, str]:
         "log4j.version": java["log4j"],
         "flink.minor": java["flink_minor"],
         "flink.kafka.connector.version": java["flink_kafka_connector"],
+        "flink.kafka.clients.version": java["flink_kafka_clients"],
+        "flink.jackson.version": java["flink_jackson"],
         "iceberg.version": java["iceberg"],
         "hadoop.version": java["hadoop"],
         "commons.logging.version": java["commons_logging"],

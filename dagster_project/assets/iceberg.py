@@ -2,10 +2,11 @@
 
 The streams append to raw.* and speed.* all the time: those tables are external assets downstream of the
 Flink job that writes them; the freshness and lag sensor (sensors.py) records their snapshots, rows, files and
-last commit, per table and per day partition. In Kappa, the windows job's speed tables are also
-materialisable per day: materialising a day partition (or backfilling a range of them from the UI) runs the
-job's own SQL in batch mode on the Flink cluster over raw.http_events of that day and replaces the partition
-(`python -m infra replay`). In Lambda the batch.* tables are the dbt batch layer's assets (assets/dbt.py).
+last commit, per table and per day partition. In Kappa, the speed tables of the streaming job's SQL windows are
+also materialisable per day: materialising a day partition (or backfilling a range of them from the UI) runs
+the job's own window SQL in batch mode on the Flink cluster over raw.http_events of that day and replaces the
+partition (`python -m infra replay streaming`). In Lambda the batch.* tables are the dbt batch layer's assets
+(assets/dbt.py).
 """
 
 from collections.abc import Iterator, Sequence
@@ -17,11 +18,11 @@ from dagster_project.assets.flink import job_key
 from dagster_project.partitions import day_window_ms
 from dagster_project.resources import FlinkResource, IcebergResource
 from flink_jobs import JOBS
-from flink_jobs.windows import SINKS as REPLAYED_VIEWS
+from flink_jobs.streaming import SINKS as REPLAYED_VIEWS
 from infra import iceberg
 from infra.config import Settings
 
-REPLAY_JOB = "windows"
+REPLAY_JOB = "streaming"
 REPLAYED = tuple(f"speed.{view}" for view, _ in REPLAYED_VIEWS)
 # the tables a stream appends to; batch.* is written by dbt
 STREAMED = [spec for spec in iceberg.TABLES if not spec.identifier.startswith("batch.")]

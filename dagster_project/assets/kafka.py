@@ -13,7 +13,7 @@ RATE_WINDOW_SECONDS = 60
 
 def consumer_group(job: str) -> str:
     """The Kafka consumer group of a Flink job (it commits its offsets there on each checkpoint)."""
-    return f"flink-{job}"
+    return JOBS[job].consumer_group
 
 
 @dg.observable_source_asset(

@@ -1,12 +1,12 @@
--- Streaming only: split the valid events at the watermark. Flink SQL has no late-data side output, so the
--- split is made here, explicitly: an event at or behind the current watermark (CURRENT_WATERMARK, as this
+-- Streaming only: split the events (unique_events.sql, read once as `events`) at the watermark. Flink SQL has no late-data side output, so
+-- the split is made here, explicitly: an event at or behind the current watermark (CURRENT_WATERMARK, as this
 -- operator sees it) is late for every window of windows.sql. It is not counted there and lands in
 -- raw.late_events instead, never dropped silently. Both views read the same operator chain, so each event
 -- lands on exactly one side. Placeholders: {{ catalog }}, {{ job_name }}.
 
 CREATE TEMPORARY VIEW window_events AS
 SELECT event_id, event_time, service, route, status_code, duration_ms, user_id, user_key, session_key
-FROM valid_http_events
+FROM events
 WHERE CURRENT_WATERMARK(event_time) IS NULL OR event_time > CURRENT_WATERMARK(event_time);
 
 INSERT INTO {{ catalog }}.`raw`.late_events
@@ -25,5 +25,5 @@ SELECT
   kafka_partition,
   kafka_offset,
   CAST(CURRENT_TIMESTAMP AS TIMESTAMP_LTZ(6))
-FROM valid_http_events
+FROM events
 WHERE event_time <= CURRENT_WATERMARK(event_time);

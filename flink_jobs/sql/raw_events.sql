@@ -1,7 +1,8 @@
--- raw_events: valid events -> raw.http_events (each event_id once), malformed -> raw.dead_letter_events.
--- Runs after sources/kafka.sql and http_events.sql (whose unique_http_events it reads).
--- device_class is a Python UDF (flink_jobs/udfs.py); the bot flag is the built-in REGEXP over the pattern of
--- flink_jobs/user_agent.py. Placeholders: {{ catalog }}, {{ bot_pattern }}.
+-- The raw tables: valid events -> raw.http_events (each event_id once), malformed -> raw.dead_letter_events.
+-- Reads `events` (unique_events.sql) and `checked_events` (http_events.sql), each read once through a DataStream.
+-- The device class and the bot flag are the rules of flink_jobs/user_agent.py, rendered as built-in functions over
+-- the header in lower case, computed once. Placeholders: {{ catalog }}, {{ device_class }}, {{ is_bot }} (SQL
+-- expressions over user_agent_lower).
 
 INSERT INTO {{ catalog }}.`raw`.http_events
 SELECT
@@ -25,9 +26,9 @@ SELECT
   kafka_offset,
   CAST(kafka_timestamp AS TIMESTAMP_LTZ(6)),
   CAST(CURRENT_TIMESTAMP AS TIMESTAMP_LTZ(6)),
-  device_class(user_agent),
-  COALESCE(REGEXP(user_agent, '{{ bot_pattern }}'), FALSE)
-FROM unique_http_events;
+  {{ device_class }},
+  {{ is_bot }}
+FROM (SELECT *, LOWER(user_agent) AS user_agent_lower FROM events);
 
 INSERT INTO {{ catalog }}.`raw`.dead_letter_events
 SELECT
@@ -37,5 +38,5 @@ SELECT
   kafka_offset,
   CAST(kafka_timestamp AS TIMESTAMP_LTZ(6)),
   CAST(CURRENT_TIMESTAMP AS TIMESTAMP_LTZ(6))
-FROM checked_http_events
+FROM checked_events
 WHERE error_reason IS NOT NULL;

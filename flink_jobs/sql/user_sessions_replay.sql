@@ -31,15 +31,15 @@ FROM session_starts;
 
 CREATE TEMPORARY VIEW user_sessions_replay AS
 SELECT
-  CAST(MIN(event_time) AS TIMESTAMP_LTZ(6))                                     AS session_start,
+  CAST(MIN(event_time) AS TIMESTAMP_LTZ(6))                                   AS session_start,
   CAST(MAX(event_time) + INTERVAL '{{ session_gap_minutes }}' MINUTE AS TIMESTAMP_LTZ(6)) AS session_end,
-  MAX(service)                                                                  AS service,
-  MAX(user_key)                                                                 AS user_key,
-  MAX(user_id)                                                                  AS user_id,
-  CAST(MAX(event_time) AS TIMESTAMP_LTZ(6))                                     AS last_request_at,
-  COUNT(DISTINCT event_id)                                                      AS request_count,
-  COUNT(DISTINCT CASE WHEN status_code >= 500 THEN event_id END)                AS error_count,
-  COUNT(DISTINCT route)                                                         AS distinct_routes,
-  ARRAY_AGG(DISTINCT route)                                                     AS routes
+  MAX(service)                                                                AS service,
+  MAX(user_key)                                                               AS user_key,
+  MAX(user_id)                                                                AS user_id,
+  CAST(MAX(event_time) AS TIMESTAMP_LTZ(6))                                   AS last_request_at,
+  COUNT(*)                                                                    AS request_count,
+  COUNT(*) FILTER (WHERE status_code >= 500)                                  AS error_count,
+  COUNT(DISTINCT route)                                                       AS distinct_routes,
+  ARRAY_AGG(DISTINCT route)                                                   AS routes
 FROM numbered_sessions
 GROUP BY session_key, session_number;

@@ -3,24 +3,24 @@
 -- into its speed.* table (flink_jobs/windows.py: INSERT INTO streaming, INSERT OVERWRITE of the replayed
 -- range's partitions in a replay). Placeholders: {{ session_gap_minutes }}.
 --
--- Counts are of distinct event_ids: an event delivered twice has the same event time, so both copies fall
--- into the same window and count once. Latency figures are over the rows (a rare duplicate weighs twice).
+-- `window_events` holds each event_id once (http_events.sql de-duplicates the stream, sources/iceberg.sql the
+-- replayed history), so a request is a row: COUNT(*), no per-event state beyond the de-duplication's.
 -- Timestamps leave as TIMESTAMP_LTZ(6) (Iceberg timestamptz), in UTC.
 
 -- TUMBLE, 1 minute: requests per service, route and status.
 CREATE TEMPORARY VIEW api_requests_per_minute AS
 SELECT
-  CAST(CAST(window_start AS TIMESTAMP_LTZ(3)) AS TIMESTAMP_LTZ(6))              AS window_start,
-  CAST(CAST(window_end AS TIMESTAMP_LTZ(3)) AS TIMESTAMP_LTZ(6))                AS window_end,
+  CAST(CAST(window_start AS TIMESTAMP_LTZ(3)) AS TIMESTAMP_LTZ(6))            AS window_start,
+  CAST(CAST(window_end AS TIMESTAMP_LTZ(3)) AS TIMESTAMP_LTZ(6))              AS window_end,
   service,
   route,
   status_code,
-  COUNT(DISTINCT event_id)                                                      AS request_count,
-  COUNT(DISTINCT CASE WHEN status_code >= 500 THEN event_id END)                AS error_count,
-  AVG(duration_ms)                                                              AS avg_duration_ms,
-  CAST(PERCENTILE(duration_ms, 0.5) AS DOUBLE)                                  AS p50_duration_ms,
-  CAST(PERCENTILE(duration_ms, 0.95) AS DOUBLE)                                 AS p95_duration_ms,
-  MAX(duration_ms)                                                              AS max_duration_ms
+  COUNT(*)                                                                    AS request_count,
+  COUNT(*) FILTER (WHERE status_code >= 500)                                  AS error_count,
+  AVG(duration_ms)                                                            AS avg_duration_ms,
+  CAST(PERCENTILE(duration_ms, 0.5) AS DOUBLE)                                AS p50_duration_ms,
+  CAST(PERCENTILE(duration_ms, 0.95) AS DOUBLE)                               AS p95_duration_ms,
+  MAX(duration_ms)                                                            AS max_duration_ms
 FROM TABLE(TUMBLE(TABLE window_events, DESCRIPTOR(event_time), INTERVAL '1' MINUTE))
 GROUP BY window_start, window_end, service, route, status_code;
 
@@ -28,16 +28,15 @@ GROUP BY window_start, window_end, service, route, status_code;
 -- windows, see the marts).
 CREATE TEMPORARY VIEW api_traffic_sliding_5m AS
 SELECT
-  CAST(CAST(window_start AS TIMESTAMP_LTZ(3)) AS TIMESTAMP_LTZ(6))              AS window_start,
-  CAST(CAST(window_end AS TIMESTAMP_LTZ(3)) AS TIMESTAMP_LTZ(6))                AS window_end,
+  CAST(CAST(window_start AS TIMESTAMP_LTZ(3)) AS TIMESTAMP_LTZ(6))            AS window_start,
+  CAST(CAST(window_end AS TIMESTAMP_LTZ(3)) AS TIMESTAMP_LTZ(6))              AS window_end,
   service,
   route,
-  COUNT(DISTINCT event_id)                                                      AS request_count,
-  COUNT(DISTINCT CASE WHEN status_code >= 500 THEN event_id END)                AS error_count,
-  CAST(COUNT(DISTINCT CASE WHEN status_code >= 500 THEN event_id END) AS DOUBLE)
-    / COUNT(DISTINCT event_id)                                                  AS error_rate,
-  CAST(COUNT(DISTINCT event_id) AS DOUBLE) / 300                                AS requests_per_second,
-  CAST(PERCENTILE(duration_ms, 0.95) AS DOUBLE)                                 AS p95_duration_ms
+  COUNT(*)                                                                    AS request_count,
+  COUNT(*) FILTER (WHERE status_code >= 500)                                  AS error_count,
+  CAST(COUNT(*) FILTER (WHERE status_code >= 500) AS DOUBLE) / COUNT(*)       AS error_rate,
+  CAST(COUNT(*) AS DOUBLE) / 300                                              AS requests_per_second,
+  CAST(PERCENTILE(duration_ms, 0.95) AS DOUBLE)                               AS p95_duration_ms
 FROM TABLE(HOP(TABLE window_events, DESCRIPTOR(event_time), INTERVAL '1' MINUTE, INTERVAL '5' MINUTE))
 GROUP BY window_start, window_end, service, route;
 
@@ -47,16 +46,16 @@ GROUP BY window_start, window_end, service, route;
 
 CREATE TEMPORARY VIEW user_sessions AS
 SELECT
-  CAST(CAST(window_start AS TIMESTAMP_LTZ(3)) AS TIMESTAMP_LTZ(6))              AS session_start,
-  CAST(CAST(window_end AS TIMESTAMP_LTZ(3)) AS TIMESTAMP_LTZ(6))                AS session_end,
-  MAX(service)                                                                  AS service,
-  MAX(user_key)                                                                 AS user_key,
-  MAX(user_id)                                                                  AS user_id,
-  CAST(MAX(event_time) AS TIMESTAMP_LTZ(6))                                     AS last_request_at,
-  COUNT(DISTINCT event_id)                                                      AS request_count,
-  COUNT(DISTINCT CASE WHEN status_code >= 500 THEN event_id END)                AS error_count,
-  COUNT(DISTINCT route)                                                         AS distinct_routes,
-  ARRAY_AGG(DISTINCT route)                                                     AS routes
+  CAST(CAST(window_start AS TIMESTAMP_LTZ(3)) AS TIMESTAMP_LTZ(6))            AS session_start,
+  CAST(CAST(window_end AS TIMESTAMP_LTZ(3)) AS TIMESTAMP_LTZ(6))              AS session_end,
+  MAX(service)                                                                AS service,
+  MAX(user_key)                                                               AS user_key,
+  MAX(user_id)                                                                AS user_id,
+  CAST(MAX(event_time) AS TIMESTAMP_LTZ(6))                                   AS last_request_at,
+  COUNT(*)                                                                    AS request_count,
+  COUNT(*) FILTER (WHERE status_code >= 500)                                  AS error_count,
+  COUNT(DISTINCT route)                                                       AS distinct_routes,
+  ARRAY_AGG(DISTINCT route)                                                   AS routes
 -- one partition column: Flink 2.0 fails to resolve PARTITION BY (service, user_key) over a view
 FROM TABLE(SESSION(TABLE window_events PARTITION BY session_key, DESCRIPTOR(event_time),
                    INTERVAL '{{ session_gap_minutes }}' MINUTE))
@@ -65,11 +64,11 @@ GROUP BY window_start, window_end, session_key;
 -- CUMULATE, 1 day in 1-hour steps: running daily totals per service.
 CREATE TEMPORARY VIEW api_daily_running_totals AS
 SELECT
-  CAST(CAST(window_start AS TIMESTAMP_LTZ(3)) AS TIMESTAMP_LTZ(6))              AS window_start,
-  CAST(CAST(window_end AS TIMESTAMP_LTZ(3)) AS TIMESTAMP_LTZ(6))                AS window_end,
+  CAST(CAST(window_start AS TIMESTAMP_LTZ(3)) AS TIMESTAMP_LTZ(6))            AS window_start,
+  CAST(CAST(window_end AS TIMESTAMP_LTZ(3)) AS TIMESTAMP_LTZ(6))              AS window_end,
   service,
-  COUNT(DISTINCT event_id)                                                      AS request_count,
-  COUNT(DISTINCT CASE WHEN status_code >= 500 THEN event_id END)                AS error_count,
-  COUNT(DISTINCT user_id)                                                       AS distinct_users
+  COUNT(*)                                                                    AS request_count,
+  COUNT(*) FILTER (WHERE status_code >= 500)                                  AS error_count,
+  COUNT(DISTINCT user_id)                                                     AS distinct_users
 FROM TABLE(CUMULATE(TABLE window_events, DESCRIPTOR(event_time), INTERVAL '1' HOUR, INTERVAL '1' DAY))
 GROUP BY window_start, window_end, service;

@@ -109,7 +109,14 @@ def render_config(settings: Settings) -> dict[str, Any]:
         "execution.checkpointing.savepoint-dir": savepoint_dir(settings).as_uri(),
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
         "execution.checkpointing.num-retained": 3,
-        "state.backend.type": "hashmap",
+        # state on local disk (RocksDB), not on the heap: it may outgrow memory (the de-duplication remembers each
+        # event_id for streaming.dedup_horizon_minutes); checkpoints copy only the files that changed
+        "state.backend.type": "rocksdb",
+        "execution.checkpointing.incremental": True,
+        "state.backend.rocksdb.localdir": str(home / "rocksdb"),
+        # most look-ups of the de-duplication are for an event_id it has not seen: a bloom filter answers those
+        # without reading a data block of every level (without it, a look-up slowed down as the state grew)
+        "state.backend.rocksdb.use-bloom-filter": True,
         "python.executable": python,
         "python.client.executable": python,
         "io.tmp.dirs": str(home / "tmp"),

@@ -74,7 +74,7 @@ def job_config(settings: Settings, name: str) -> dict[str, Any]:
         "kafka": {
             "bootstrap_servers": settings.kafka.servers,
             "topic": settings.kafka.topic,
-            "group_id": f"flink-{name}",
+            "group_id": spec(name).consumer_group,
             "properties": kafka_props,
         },
         "iceberg": {
@@ -217,7 +217,7 @@ def _submit(settings: Settings, name: str, restore_from: str | None) -> str:
     )  # fmt: skip
 
 
-REPLAYABLE = ("windows",)
+REPLAYABLE = tuple(name for name, job in JOBS.items() if job.replayable)
 
 
 def replay(settings: Settings, name: str, start_ms: int, end_ms: int, timeout: float = 3600) -> str:

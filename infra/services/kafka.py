@@ -226,7 +226,7 @@ class TopicOffsets:
 
 def topic_offsets(settings: Settings, groups: Sequence[str] = (), window_seconds: float = 60) -> TopicOffsets:
     """One look at the topic: end offsets, where the last `window_seconds` started (Kafka's time index: the
-    record timestamps), and the committed offsets of `groups` (e.g. `flink-raw_events`, committed on each
+    record timestamps), and the committed offsets of `groups` (e.g. `flink-streaming`, committed on each
     checkpoint of the job)."""
     from confluent_kafka import Consumer, TopicPartition
 

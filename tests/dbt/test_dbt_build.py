@@ -1,5 +1,5 @@
-"""`dbt build` (models, data tests, unit tests) on data that went through the real pipeline: raw_events, windows
-and datastream_windows on a local mini-cluster over two hours of generated traffic (funnels completed and
+"""`dbt build` (models, data tests, unit tests) on data that went through the real pipeline: the streaming
+job on a local mini-cluster over two hours of generated traffic (funnels completed and
 abandoned, server errors, bots, a duplicate delivery, late events, malformed messages) into Iceberg; dbt reads
 it offline through DuckDB. Then a row broken on purpose makes exactly the matching data test fail."""
 
@@ -18,6 +18,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
+from flink_jobs import JOBS
 from infra import iceberg, lake
 from infra.config import REPO_ROOT, Settings, env_var, load_settings
 from tests.flink.conftest import Lake
@@ -78,7 +79,7 @@ def filled_lake(catalog_settings: Settings, tmp_path_factory: pytest.TempPathFac
     iceberg.ensure_tables(settings)
     filled = Lake(settings=settings, root=root)
     messages = traffic()
-    for job in ("raw_events", "windows", "datastream_windows"):
+    for job in JOBS:
         filled.run_job(job, messages, name=job)
     yield filled
 
@@ -224,7 +225,7 @@ def test_lambda_serves_batch_rows_for_the_closed_day_and_reconciles_exactly_the_
 
 
 def test_a_broken_row_fails_the_matching_data_test(filled_lake: Lake) -> None:
-    """An event with a status outside HTTP's range (which raw_events would never write) appended to
+    """An event with a status outside HTTP's range (which the streaming job would never write) appended to
     raw.http_events: exactly the status range test fails, and everything else still passes."""
     table = filled_lake.catalog().load_table("raw.http_events")
     good = table.scan(limit=1).to_arrow()

@@ -1,6 +1,7 @@
-"""The SQL windows (flink_jobs/sql/windows.sql) on a local mini-cluster: exact rows for every window type,
-out-of-order events inside the bound, a late event past it, a duplicate delivery, a malformed message; and a
-Kappa replay of the same events from raw.http_events gives the same rows."""
+"""The streaming job (flink_jobs/streaming.py) on a local mini-cluster, its SQL side: raw.http_events (each event_id
+once, device class and bot flag), the dead letters, exact rows for every window type of windows.sql, out-of-order
+events inside the bound, a late event past it, a duplicate delivery, a malformed message; and a Kappa replay of
+the same events from raw.http_events gives the same rows."""
 
 from __future__ import annotations
 
@@ -84,15 +85,20 @@ def hop_expected() -> dict[tuple[datetime, str], tuple[int, int]]:
     return {key: (c[0], c[1]) for key, c in windows.items()}
 
 
+def shop_rows(lake: Lake, identifier: str) -> list[dict[str, Any]]:
+    """The rows of the shop's events (the User-Agent corpus has a service of its own)."""
+    return [r for r in lake.rows(identifier) if r["service"] == "shop"]
+
+
 def check_speed_tables(lake: Lake) -> None:
     tumble = {
         (r["window_start"], r["route"], r["status_code"]): (r["request_count"], r["error_count"], r["max_duration_ms"])
-        for r in lake.rows("speed.api_requests_per_minute")
+        for r in shop_rows(lake, "speed.api_requests_per_minute")
     }
     assert tumble == TUMBLE
-    assert len(lake.rows("speed.api_requests_per_minute")) == len(TUMBLE)  # one row per window and key
+    assert len(shop_rows(lake, "speed.api_requests_per_minute")) == len(TUMBLE)  # one row per window and key
 
-    hop_rows = lake.rows("speed.api_traffic_sliding_5m")
+    hop_rows = shop_rows(lake, "speed.api_traffic_sliding_5m")
     assert {(r["window_start"], r["route"]): (r["request_count"], r["error_count"]) for r in hop_rows} == hop_expected()
     assert len(hop_rows) == len(hop_expected())
     assert all(r["window_end"] - r["window_start"] == timedelta(minutes=5) for r in hop_rows)
@@ -104,29 +110,29 @@ def check_speed_tables(lake: Lake) -> None:
             r["error_count"],
             sorted(r["routes"]),
         )
-        for r in lake.rows("speed.user_sessions")
+        for r in shop_rows(lake, "speed.user_sessions")
     }
     assert sessions == SESSIONS
-    assert len(lake.rows("speed.user_sessions")) == len(SESSIONS)
+    assert len(shop_rows(lake, "speed.user_sessions")) == len(SESSIONS)
 
     totals = sorted((r["window_end"], r["request_count"], r["error_count"], r["distinct_users"])
-                    for r in lake.rows("speed.api_daily_running_totals"))  # fmt: skip
+                    for r in shop_rows(lake, "speed.api_daily_running_totals"))  # fmt: skip
     # one row per hour step that holds events (all of them are between 10:00 and 11:00)
     assert totals == [(DAY + timedelta(hours=h), 6, 1, 2) for h in range(11, 25)]
 
 
-def test_windows_streaming_exact_rows_late_events_and_kappa_replay(lake: Lake) -> None:
-    lake.run_job("windows", MESSAGES, name="windows")
+def test_sql_windows_exact_rows_late_events_and_kappa_replay(lake: Lake) -> None:
+    # the corpus first: its events are two days older, so after the shop's they would all be late
+    lake.run_job("streaming", USER_AGENTS + MESSAGES, name="streaming")
     check_speed_tables(lake)
 
-    late = lake.rows("raw.late_events")
+    # the SQL windows' late events (the DataStream windows report theirs too: tests/flink/test_datastream_windows.py)
+    late = [r for r in lake.rows("raw.late_events") if r["window_name"] == "sql_windows"]
     assert [(r["event_id"], r["window_start"], r["window_end"], r["watermark"], r["job_name"]) for r in late] == [
-        ("late1", at("10:00:00"), at("10:01:00"), at("10:01:05"), "windows")
+        ("late1", at("10:00:00"), at("10:01:00"), at("10:01:05"), "streaming")
     ]
 
-    # Kappa: raw_events lands the same messages in raw.http_events (each event_id once, the late one included,
-    # the malformed one in the dead letters) ...
-    lake.run_job("raw_events", MESSAGES + USER_AGENTS, name="raw_events")
+    # raw.http_events holds each event_id once, the late one included; the malformed message is a dead letter
     raw = {r["event_id"]: r for r in lake.rows("raw.http_events", ("event_id", "service", "device_class", "is_bot"))}
     assert sorted(i for i, r in raw.items() if r["service"] == "shop") == ["e1", "e2", "e3", "e4", "e5", "e6", "late1"]
     assert [r["error_reason"] for r in lake.rows("raw.dead_letter_events")] == ["not a JSON object"]
@@ -135,13 +141,15 @@ def test_windows_streaming_exact_rows_late_events_and_kappa_replay(lake: Lake) -
         (expected, expected == "bot") for _, expected in CORPUS
     ]
 
-    # ... a replay of the day from it rewrites the day's partitions of speed.*: without the late event, the
-    # same rows as the stream (with it, the stream's rows plus what only a recomputation can count)
+    # Kappa: a replay of the day from raw.http_events rewrites the day's partitions of speed.*: without the late
+    # event, the same rows as the stream (with it, the stream's rows plus what only a recomputation can count).
+    # A second row of an event_id (a delivery later than the stream's de-duplication horizon) counts once.
     table = lake.catalog().load_table("raw.http_events")
     table.delete("event_id == 'late1'")
+    table.append(table.scan(row_filter="event_id == 'e1'").to_arrow())
     day_ms = int(DAY.timestamp() * 1000)
     replay = {"kind": "iceberg", "replay_start_ms": day_ms, "replay_end_ms": day_ms + 86_400_000}
-    lake.run_job("windows", [], name="replay", source=replay)
+    lake.run_job("streaming", [], name="replay", source=replay)
     # overwritten, not appended: still one row per window and key, sessions included (recomputed by
     # user_sessions_replay.sql: Flink 2.0 has no SESSION window in batch mode)
     check_speed_tables(lake)

@@ -83,25 +83,25 @@ def _cancel_by_hand(settings, job: str) -> str:
 
 
 def test_materializing_a_job_leaves_it_upgrades_it_and_starts_it(stack, defs):
-    s, key = stack.settings, dg.AssetKey(["flink", "windows"])
-    before = flink_jobs.find_job(s, "windows")
+    s, key = stack.settings, dg.AssetKey(["flink", "streaming"])
+    before = flink_jobs.find_job(s, "streaming")
     assert before is not None
     unchanged = _materialize(defs, key)
     assert unchanged["action"] == "unchanged" and unchanged["job_id"] == before["jid"]
     # another checkout's code is running: stop with a savepoint, start the current code from it
-    state_file = flink_jobs.job_dir(s, "windows") / "state.json"
+    state_file = flink_jobs.job_dir(s, "streaming") / "state.json"
     state_file.write_text(json.dumps(json.loads(state_file.read_text()) | {"code_version": "older-checkout"}))
     upgraded = _materialize(defs, key)
     assert upgraded["action"] == "upgraded" and upgraded["job_id"] != before["jid"], upgraded
     assert "savepoint" in str(upgraded["restored_from"]) and upgraded["code_version"] == flink_jobs.code_version(
-        "windows"
+        "streaming"
     )
     # stopped on purpose (`python -m infra down jobs` does this): a deploy starts it from that savepoint
-    savepoint = flink_jobs.stop(s, "windows")
-    assert savepoint and not flink_jobs.should_run(s, "windows")
+    savepoint = flink_jobs.stop(s, "streaming")
+    assert savepoint and not flink_jobs.should_run(s, "streaming")
     started = _materialize(defs, key)
     assert started["action"] == "started" and started["restored_from"] == savepoint, started
-    assert flink_jobs.find_job(s, "windows")["state"] == "RUNNING"  # type: ignore[index]
+    assert flink_jobs.find_job(s, "streaming")["state"] == "RUNNING"  # type: ignore[index]
 
 
 def test_health_sensor_observes_the_jobs_and_asks_to_recover_a_cancelled_one(stack, defs, instance):
@@ -112,7 +112,7 @@ def test_health_sensor_observes_the_jobs_and_asks_to_recover_a_cancelled_one(sta
         context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs, resources=defs.resources)
         return sensor.evaluate_tick(context)  # type: ignore[return-value]
 
-    # the test before restarted `windows` from a savepoint: its first checkpoint after that may still be coming
+    # the test before restarted the job from a savepoint: its first checkpoint after that may still be coming
     wait_for(
         lambda: all(flink_jobs.status(s, job)["last_checkpoint_id"] for job in JOBS), 60, "a checkpoint of every job"
     )
@@ -124,11 +124,11 @@ def test_health_sensor_observes_the_jobs_and_asks_to_recover_a_cancelled_one(sta
     assert all(m["last_checkpoint_id"].value > 0 for m in observed.values())
     assert not tick(first.cursor).asset_events  # nothing changed: no new observation
 
-    lost = _cancel_by_hand(s, "datastream_windows")
+    lost = _cancel_by_hand(s, "streaming")
     second = tick(first.cursor)
     [request] = second.run_requests or []
-    assert request.asset_selection == [dg.AssetKey(["flink", "datastream_windows"])]
-    [seen] = [e for e in second.asset_events if e.asset_key.path[-1] == "datastream_windows"]  # type: ignore[union-attr]
+    assert request.asset_selection == [dg.AssetKey(["flink", "streaming"])]
+    [seen] = [e for e in second.asset_events if e.asset_key.path[-1] == "streaming"]  # type: ignore[union-attr]
     assert seen.metadata["state"].value == "NOT_RUNNING" and seen.metadata["job_id"].value == lost
     # the requested run: the deploy of a job that should run is a recovery from its latest checkpoint
     recovery = _materialize(defs, request.asset_selection[0], tags=request.tags, instance=instance)
@@ -137,7 +137,7 @@ def test_health_sensor_observes_the_jobs_and_asks_to_recover_a_cancelled_one(sta
     # once the run is in, the sensor sees the job running again and asks for nothing more
     third = tick(second.cursor)
     assert not third.run_requests
-    [back] = [e for e in third.asset_events if e.asset_key.path[-1] == "datastream_windows"]  # type: ignore[union-attr]
+    [back] = [e for e in third.asset_events if e.asset_key.path[-1] == "streaming"]  # type: ignore[union-attr]
     assert back.metadata["state"].value == "RUNNING" and back.metadata["recoveries"].value == 1
 
 
@@ -160,11 +160,11 @@ def test_streaming_checks_pass_on_a_healthy_stack_and_fail_past_a_threshold(stac
         return found, result
 
     healthy, result = evaluations()
-    assert len(healthy) == 9 + 3 + 2  # freshness of each streamed table, lag of each job, the two rates
+    assert len(healthy) == 9 + 1 + 2  # freshness of each streamed table, lag of the job, the two rates
     failing = {k: e.description for k, e in healthy.items() if not e.passed}
     # the jobs' late-event table may not have been written yet on a fresh stack: it has no commit to judge
     assert set(failing) <= {("iceberg/raw/late_events", "freshness")}, failing
-    assert healthy[("flink/raw_events", "consumer_lag")].metadata["lag_events"].value >= 0
+    assert healthy[("flink/streaming", "consumer_lag")].metadata["lag_events"].value >= 0
     observed = {e.asset_key.to_user_string() for e in result.asset_events if isinstance(e, dg.AssetObservation)}
     assert {"iceberg/raw/http_events", "iceberg/speed/api_requests_per_minute"} <= observed
     # right after: the same results and tables are not recorded again
@@ -252,27 +252,27 @@ def test_the_ui_shows_the_pipeline_and_a_backfill_of_two_days_replays_them(stack
 
 
 def test_the_daemon_brings_back_a_job_killed_by_hand_and_counts_stay_exact(stack):
-    """The health sensor running in the stack's own daemon: `flink cancel` of the windows job while events
+    """The health sensor running in the stack's own daemon: `flink cancel` of the streaming job while events
     arrive; it comes back from its latest checkpoint, and every event is counted once in its minute windows."""
     s = stack.settings
     service = f"daemon-{uuid.uuid4().hex[:8]}"
     first = [event(service, i) for i in range(200)]
     produce(s, first)
     wait_for(lambda: raw_count(s, service) == len(first), 120, "the first events in raw.http_events")
-    state_file = flink_jobs.job_dir(s, "windows") / "state.json"
+    state_file = flink_jobs.job_dir(s, "streaming") / "state.json"
     recoveries = json.loads(state_file.read_text()).get("recoveries", 0)
-    lost = _cancel_by_hand(s, "windows")
+    lost = _cancel_by_hand(s, "streaming")
     second = [event(service, i) for i in range(200, 400)]
-    produce(s, second)  # while the windows job is away
+    produce(s, second)  # while the job is away
     events = first + second
 
     def recovered() -> dict[str, object] | None:
         state = json.loads(state_file.read_text())
-        found = flink_jobs.find_job(s, "windows")
+        found = flink_jobs.find_job(s, "streaming")
         running = found is not None and found["state"] == "RUNNING" and found["jid"] == state["job_id"] != lost
         return state if running and state.get("recoveries", 0) == recoveries + 1 else None
 
-    state = wait_for(recovered, 180, "the health sensor to bring the windows job back")
+    state = wait_for(recovered, 180, "the health sensor to bring the job back")
     assert f"/{lost}/chk-" in str(state["restored_from"]), state
     expected = expected_per_minute(events)
     wait_for(lambda: per_minute(s, service) == expected, 240, "exact minute counts after the recovery")

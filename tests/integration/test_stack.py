@@ -1,4 +1,4 @@
-"""`make up` on real services: Kafka (KRaft), a Flink cluster running raw_events, the Iceberg catalog,
+"""`make up` on real services: Kafka (KRaft), a Flink cluster running the streaming job, the Iceberg catalog,
 Dagster, the demo app and its traffic; known events in, exactly those events out; `make down` leaves
 nothing behind."""
 
@@ -108,7 +108,7 @@ def test_second_up_starts_nothing_twice(stack):
     proc = stack.cli("up", timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert stack.pids() == before
-    assert "flink job raw_events: unchanged" in proc.stdout
+    assert "flink job streaming: unchanged" in proc.stdout
     assert time.monotonic() - started < 90
 
 
@@ -127,7 +127,7 @@ def test_status_reports_every_service(stack):
     ):
         line = next(ln for ln in proc.stdout.splitlines() if ln.startswith(name + " "))
         assert " running " in line and "ok" in line, line
-    job_line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("job raw_events"))
+    job_line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("job streaming"))
     assert " running " in job_line and "ok (" in job_line, job_line
 
 
@@ -198,9 +198,9 @@ def test_injected_late_and_malformed_messages_land_where_they_belong(stack):
         assert proc.returncode == 0, proc.stderr[-2000:]
     # raw.http_events keeps late events (the batch layer and replays need them); malformed ones are dead letters
     wait_for(lambda: counts() == (late_before + 5, dead_before + 7) or None, 90, "injected messages in Iceberg")
-    # each window job that could not count them says so, once per event: the SQL windows and the DataStream
+    # each window that could not count them says so, once per event: the SQL windows and the DataStream
     # minute window (they are not funnel requests, so the funnel has no opinion)
-    expected = {("windows", "sql_windows"): 5, ("datastream_windows", "requests_per_route_minute"): 5}
+    expected = {("streaming", "sql_windows"): 5, ("streaming", "requests_per_route_minute"): 5}
     wait_for(lambda: late_rows() == expected or None, 90, "the late events in raw.late_events")
     time.sleep(6)  # a few more checkpoints: nothing arrives twice
     assert late_rows() == expected
@@ -241,7 +241,7 @@ def test_dbt_builds_on_the_stacks_lake_in_both_modes(stack):
 def test_counts_stay_exact_when_the_taskmanager_is_killed_and_a_replay_gives_them_again(stack):
     """Known events in, half before and half after a SIGKILL of the TaskManager (and `up` starting a new one):
     the jobs restore from their last checkpoint and re-read Kafka from there; raw.http_events and the minute
-    windows of both window jobs hold each event exactly once. An upgrade of the DataStream job (stop with a
+    windows (SQL and DataStream) hold each event exactly once. An upgrade of the job (stop with a
     savepoint, start from it) keeps them exact. Then a Kappa replay of the day gives the same rows."""
     s = stack.settings
     service = f"kill-{uuid.uuid4().hex[:8]}"
@@ -280,9 +280,9 @@ def test_counts_stay_exact_when_the_taskmanager_is_killed_and_a_replay_gives_the
     # an upgrade: the deployer finds other code running (the recorded code version stands for an older
     # checkout), stops the job with a savepoint and starts the current code from it; its keyed window state
     # comes back by operator uid: the windows it had open still count their earlier events, none twice
-    state_file = flink_jobs.job_dir(s, "datastream_windows") / "state.json"
+    state_file = flink_jobs.job_dir(s, "streaming") / "state.json"
     state_file.write_text(json.dumps(json.loads(state_file.read_text()) | {"code_version": "older-checkout"}))
-    upgrade = flink_jobs.deploy(s, "datastream_windows")
+    upgrade = flink_jobs.deploy(s, "streaming")
     assert upgrade.action == "upgraded" and upgrade.restored_from, upgrade
     third = [event(service, i) for i in range(600, 700)]
     produce(s, third)
@@ -305,9 +305,9 @@ def test_counts_stay_exact_when_the_taskmanager_is_killed_and_a_replay_gives_the
     last_day = max(minute for minute, _ in expected).replace(hour=0, minute=0)
     start_ms, end_ms = int(first_day.timestamp() * 1000), int(last_day.timestamp() * 1000) + 86_400_000
     with pytest.raises(ServiceError, match="reaches into today"):
-        flink_jobs.replay(s, "windows", start_ms, end_ms)
-    flink_jobs.stop(s, "windows")
-    flink_jobs.replay(s, "windows", start_ms, end_ms)
+        flink_jobs.replay(s, "streaming", start_ms, end_ms)
+    flink_jobs.stop(s, "streaming")
+    flink_jobs.replay(s, "streaming", start_ms, end_ms)
     assert per_minute(s, service) == expected
 
 
@@ -331,5 +331,5 @@ def test_down_leaves_no_process_and_no_port(stack):
         with socket.socket() as sock:
             assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still listening"
     # the job was stopped with a savepoint, so the next `up` resumes where this one ended
-    state = json.loads((flink_jobs.job_dir(s, "raw_events") / "state.json").read_text())
+    state = json.loads((flink_jobs.job_dir(s, "streaming") / "state.json").read_text())
     assert state["savepoint"]

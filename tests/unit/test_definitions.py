@@ -11,7 +11,7 @@ import pytest
 from dagster_project.definitions import build_definitions
 from infra.config import ConfigError, load_settings
 
-JOBS = {"flink/raw_events", "flink/windows", "flink/datastream_windows"}
+JOBS = {"flink/streaming"}
 REPLAYED = {
     "iceberg/speed/api_requests_per_minute",
     "iceberg/speed/api_traffic_sliding_5m",
@@ -57,9 +57,9 @@ def test_the_lineage_reads_topic_jobs_tables_dbt(mode_defs):
     for job in JOBS:
         assert _parents(graph, keys, job) == {"kafka/http_events"}
         assert graph.get(keys[job]).is_materializable and graph.get(keys[job]).code_version
-    assert _parents(graph, keys, "iceberg/raw/http_events") == {"flink/raw_events"}
-    assert _parents(graph, keys, "iceberg/raw/late_events") == {"flink/windows", "flink/datastream_windows"}
-    assert _parents(graph, keys, "iceberg/speed/checkout_funnels") == {"flink/datastream_windows"}
+    assert _parents(graph, keys, "iceberg/raw/http_events") == {"flink/streaming"}
+    assert _parents(graph, keys, "iceberg/raw/late_events") == {"flink/streaming"}
+    assert _parents(graph, keys, "iceberg/speed/checkout_funnels") == {"flink/streaming"}
     # dbt sources are the Iceberg tables' assets; dbt tests are asset checks
     assert _parents(graph, keys, "dbt/stg_http_events") == {"iceberg/raw/http_events"}
     assert "dbt/api_health_daily" in keys and "dbt/serving_api_requests_per_minute" in keys
@@ -97,7 +97,7 @@ def test_each_mode_assembles_its_own_layer(mode_defs):
     if mode == "kappa":
         # a backfill of these day partitions is a Flink batch replay; there is no batch layer
         assert replayed == REPLAYED
-        assert all(_parents(graph, keys, name) == {"flink/windows", "iceberg/raw/http_events"} for name in REPLAYED)
+        assert all(_parents(graph, keys, name) == {"flink/streaming", "iceberg/raw/http_events"} for name in REPLAYED)
         assert batch_models == set() and not any(name.startswith("iceberg/batch/") for name in keys)
         assert "dbt/reconciliation_daily" not in keys and "batch_layer_schedule" not in schedules
     else:

@@ -21,7 +21,8 @@ def test_with_options_quotes():
 
 
 def test_raw_events_sql_has_both_sinks():
-    statements = sql_files.load("raw_events.sql", {"catalog": "lake", "bot_pattern": "(?i)bot"})
+    params = {"catalog": "lake", "device_class": "'desktop'", "is_bot": "FALSE"}
+    statements = sql_files.load("raw_events.sql", params)
     inserts = [s for s in statements if s.startswith("INSERT")]
     assert [s.splitlines()[0] for s in inserts] == [
         "INSERT INTO lake.`raw`.http_events",
@@ -32,20 +33,13 @@ def test_raw_events_sql_has_both_sinks():
 
 def test_each_job_declares_the_tables_its_stream_writes():
     """JobSpec.writes (Dagster's lineage job -> table) names exactly the tables the job's SQL inserts into."""
-    from flink_jobs.windows import SINKS
+    from flink_jobs.streaming import SINKS, SQL_FILES
 
-    sql_of = {
-        "raw_events": ["raw_events.sql"],
-        "windows": ["late_events.sql"],
-        "datastream_windows": ["datastream_windows.sql"],
+    text = "\n".join(sql_files.strip_comments((sql_files.SQL_DIR / f).read_text()) for f in SQL_FILES)
+    targets = {
+        line.split("}}.", 1)[1].split()[0].replace("`", "")
+        for line in text.splitlines()
+        if line.startswith("INSERT INTO")
     }
-    for name, files in sql_of.items():
-        text = "\n".join(sql_files.strip_comments((sql_files.SQL_DIR / f).read_text()) for f in files)
-        targets = {
-            line.split("}}.", 1)[1].split()[0].replace("`", "")
-            for line in text.splitlines()
-            if line.startswith("INSERT INTO")
-        }
-        if name == "windows":  # its window inserts are built in windows.py from SINKS
-            targets |= {f"speed.{view}" for view, _ in SINKS}
-        assert targets == set(JOBS[name].writes), name
+    targets |= {f"speed.{view}" for view, _ in SINKS}  # the window inserts are built in streaming.py from SINKS
+    assert targets == set(JOBS["streaming"].writes)

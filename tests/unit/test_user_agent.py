@@ -1,6 +1,6 @@
 """User-Agent rules (flink_jobs/user_agent.py): device class and bot flag of real headers. The same corpus runs
-through raw_events on a mini-cluster (tests/flink/test_windows.py), where the bot flag is Flink's built-in
-REGEXP: both must give these answers."""
+through the streaming job on a mini-cluster (tests/flink/test_windows.py), where the rules are Flink's built-in
+REGEXPs: both must give these answers."""
 
 # ruff: noqa: E501 (real headers are long; one per line reads best)
 from __future__ import annotations
@@ -58,9 +58,32 @@ def test_every_device_class_is_in_the_corpus() -> None:
     assert {expected for _, expected in CORPUS} == set(user_agent.DEVICE_CLASSES)
 
 
-def test_bot_pattern_is_portable_to_java() -> None:
-    # Java's regex reads the same pattern only if it keeps to the shared subset: an inline (?i), alternation,
-    # \b; no Python-only syntax such as (?P<name>...) or \Z
-    assert user_agent.BOT_PATTERN.startswith("(?i)")
-    assert not re.search(r"\(\?P|\\Z|\\A", user_agent.BOT_PATTERN)
-    assert "'" not in user_agent.BOT_PATTERN  # rendered into a SQL string literal
+@pytest.mark.parametrize("rule", user_agent.DEVICE_RULES, ids=lambda rule: rule.device)
+def test_rules_are_portable_to_java(rule: user_agent.Rule) -> None:
+    # Java's regex reads a pattern the same way only if it keeps to the shared subset (alternation, \b, \d, .*):
+    # no Python-only syntax such as (?P<name>...), \Z or \A, no inline flags; everything in lower case, as the
+    # header is lower-cased first
+    for text in (*rule.words, *rule.together, rule.pattern or ""):
+        assert text == text.lower()
+        assert "'" not in text  # rendered into a SQL string literal
+    assert not re.search(r"\(\?P|\\Z|\\A|\(\?[a-z]", rule.pattern or "")
+
+
+def test_the_sql_rules_are_the_same_rules() -> None:
+    # what the streaming job runs is rendered from the same list: each rule's words and pattern appear in order
+    sql = user_agent.device_class_sql("ua")
+    positions = [sql.index(f"THEN '{rule.device}'", start) for start, rule in _starts(sql)]
+    assert positions == sorted(positions)
+    for rule in user_agent.DEVICE_RULES:
+        for word in (*rule.words, *rule.together):
+            assert f"POSITION('{word}' IN ua) > 0" in sql
+        if rule.pattern:
+            assert f"REGEXP(ua, '{rule.pattern}')" in sql
+
+
+def _starts(sql: str) -> list[tuple[int, user_agent.Rule]]:
+    found, start = [], 0
+    for rule in user_agent.DEVICE_RULES:
+        start = sql.index("WHEN", start + 1)
+        found.append((start, rule))
+    return found

@@ -1,4 +1,4 @@
--- Lambda's batch layer: the DataStream job's 1-minute windows per service and route (speed.requests_per_route_minute,
+-- Lambda's batch layer: the DataStream 1-minute windows per service and route (speed.requests_per_route_minute,
 -- the latest firing of each) recomputed from every valid event, final at once: no firings, no lateness.
 {%- set batch_start, batch_end = batch_range() %}
 {{ config(

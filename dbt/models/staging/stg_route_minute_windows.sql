@@ -1,4 +1,4 @@
--- The DataStream job's minute windows with allowed lateness: the latest firing of each window only (the
+-- The DataStream minute windows with allowed lateness: the latest firing of each window only (the
 -- reader view of infra/lake.py), so a re-fired window counts once.
 with source as (
 

@@ -1,5 +1,5 @@
 -- Source of the streaming jobs: the Kafka topic, one message = one row, read as text so a malformed message
--- can be kept (raw_events sends it to raw.dead_letter_events) instead of failing the job.
+-- can be kept (raw_events.sql sends it to raw.dead_letter_events) instead of failing the job.
 -- Placeholders: {{ kafka_source_options }} (rendered WITH options), {{ out_of_orderness_seconds }}.
 --
 -- Event time is the request's start at the server. The watermark is generated per Kafka partition inside the
