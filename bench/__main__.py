@@ -1,10 +1,11 @@
-"""`make bench`: run every benchmark in turn and print one JSON object per benchmark."""
+"""`make bench`: run every benchmark in turn and print one JSON object per benchmark. The soak (bench/soak.py,
+about an hour) runs on its own: `python -m bench.soak`."""
 
 from __future__ import annotations
 
 import json
 
-from bench import catalog, control_plane, dbt, interceptor, platform, streaming, udf
+from bench import catalog, control_plane, dbt, interceptor, platform, streaming, throughput, udf
 
 
 def main() -> None:
@@ -13,6 +14,7 @@ def main() -> None:
         "interceptor": interceptor.run(),
         "catalog": catalog.run(),
         "streaming": streaming.run(),
+        "throughput": {k: v for k, v in throughput.run().items() if k != "timeline"},
         "udf": udf.run(),
         "dbt": dbt.run(),
         "control_plane": control_plane.run(),

@@ -1,5 +1,9 @@
-"""An idle Kafka partition does not hold the watermark back (streaming.idle_timeout_seconds): the windows job on
-a local mini-cluster reads a real two-partition topic (a broker started through `python -m infra up kafka`).
+"""The streaming job on a local mini-cluster over a real topic (a broker started through `python -m infra up
+kafka`): an idle partition does not hold the watermark back, and de-duplication remembers an event_id for
+`streaming.dedup_horizon_minutes`.
+
+An idle Kafka partition does not hold the watermark back (streaming.idle_timeout_seconds), over a two-partition
+topic.
 
 Partition 1 gets one event at 10:00:20 and then nothing; partition 0 keeps sending (its watermark 10:01:25).
 Without idleness the job's watermark would stay at partition 1's 10:00:15 and the 10:00 minute would never
@@ -21,6 +25,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
+from typing import IO, Any
 
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
@@ -45,6 +50,29 @@ def broker(flink_sandbox: Sandbox) -> Iterator[Sandbox]:
     flink_sandbox.cli("down", "kafka")
 
 
+def _start_job(lake: Lake, topic: str, name: str, **streaming: Any) -> tuple[subprocess.Popen[bytes], IO[str]]:
+    """The streaming job over `topic` on a local mini-cluster, checkpoints every second; its log in the lake."""
+    settings = lake.settings
+    config_path = lake.write_config(name, {
+        "kafka": {"bootstrap_servers": settings.kafka.servers, "topic": topic, "group_id": f"flink-{topic}"},
+        "source": {"kind": "kafka"},
+        "streaming": {**settings.streaming.model_dump(), **streaming},
+        "checkpoint_interval_seconds": 1,
+    })  # fmt: skip
+    # the job is unbounded: keep its client (and with it the local mini-cluster) alive until the test ends
+    run = (
+        "import sys; from pyflink.datastream import StreamExecutionEnvironment; from flink_jobs import streaming; "
+        "from flink_jobs.job_config import from_args; env = StreamExecutionEnvironment.get_execution_environment(); "
+        f"streaming.build(from_args(sys.argv[1:]), env); env.execute('{name}')"
+    )
+    log = (lake.root / f"{name}.log").open("w")
+    job = subprocess.Popen(
+        [str(install.flink_python(settings)), "-c", run, "--config", str(config_path)],
+        cwd=REPO_ROOT, env=mini_cluster_env(settings), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    return job, log
+
+
 def test_an_idle_partition_does_not_hold_the_watermark_back(broker: Sandbox, lake: Lake) -> None:
     settings = broker.settings
     topic = f"idle-{uuid.uuid4().hex[:8]}"
@@ -59,23 +87,7 @@ def test_an_idle_partition_does_not_hold_the_watermark_back(broker: Sandbox, lak
     send(0, event("p0-1", "10:00:05", "/a", 200, "u1", 1))
     send(1, event("p1-1", "10:00:20", "/a", 200, "u2", 1))  # then partition 1 falls silent
 
-    config_path = lake.write_config("idle", {
-        "kafka": {"bootstrap_servers": settings.kafka.servers, "topic": topic, "group_id": f"flink-{topic}"},
-        "source": {"kind": "kafka"},
-        "streaming": {**settings.streaming.model_dump(), "idle_timeout_seconds": IDLE_TIMEOUT_SECONDS},
-        "checkpoint_interval_seconds": 1,
-    })  # fmt: skip
-    # the job is unbounded: keep its client (and with it the local mini-cluster) alive until the test ends
-    run = (
-        "import sys; from pyflink.datastream import StreamExecutionEnvironment; from flink_jobs import streaming; "
-        "from flink_jobs.job_config import from_args; env = StreamExecutionEnvironment.get_execution_environment(); "
-        "streaming.build(from_args(sys.argv[1:]), env); env.execute('idle')"
-    )
-    log = (lake.root / "idle.log").open("w")
-    job = subprocess.Popen(
-        [str(install.flink_python(settings)), "-c", run, "--config", str(config_path)],
-        cwd=REPO_ROOT, env=mini_cluster_env(settings), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+    job, log = _start_job(lake, topic, "idle", idle_timeout_seconds=IDLE_TIMEOUT_SECONDS)
     group = Consumer({**client_config(settings), "group.id": f"flink-{topic}", "enable.auto.commit": False})
 
     def both_read() -> bool:
@@ -129,6 +141,50 @@ def test_an_idle_partition_does_not_hold_the_watermark_back(broker: Sandbox, lak
         if busy.is_alive():
             busy.join(5)
         group.close()
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait(30)
+        log.close()
+        admin.delete_topics([topic])
+
+
+def test_a_second_delivery_is_dropped_within_the_horizon_and_kept_after_it(broker: Sandbox, lake: Lake) -> None:
+    """De-duplication remembers an event_id for streaming.dedup_horizon_minutes of processing time (the state's
+    TTL, so the state is bounded by the rate times the horizon): a second delivery within it is dropped, one
+    after it is written again (the Kappa replay and Lambda's batch layer count it once; dbt's `unique` test on
+    stg_http_events reports it)."""
+    settings = broker.settings
+    topic = f"dedup-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient(client_config(settings))
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(30)
+    producer = Producer({**client_config(settings), "enable.idempotence": True})
+
+    def send(message: str) -> None:
+        producer.produce(topic, message.encode())
+        assert producer.flush(10) == 0
+
+    job, log = _start_job(lake, topic, "dedup", dedup_horizon_minutes=1)
+    try:
+
+        def rows() -> list[str]:
+            return sorted(r["event_id"] for r in lake.rows("raw.http_events", ("event_id",)))
+
+        first = event("d1", "10:00:05", "/a", 200, "u1", 1)
+        send(first)
+        assert wait_for(rows, 150, f"the first delivery (job log: {lake.root / 'dedup.log'})") == ["d1"]
+        remembered_at = time.monotonic()
+        send(first)  # a replay of the spool right after: within the horizon
+        send(event("d2", "10:00:06", "/a", 200, "u1", 1))
+        assert wait_for(lambda: rows() if "d2" in rows() else None, 60, "the next event") == ["d1", "d2"]
+        assert time.monotonic() - remembered_at < 60  # still within the horizon when it was judged
+        time.sleep(max(0.0, remembered_at + 70 - time.monotonic()))  # past the horizon (one minute)
+        send(first)
+        assert wait_for(lambda: rows() if len(rows()) == 3 else None, 60, "the late second delivery") == [
+            "d1",
+            "d1",
+            "d2",
+        ]
+        assert job.poll() is None, (lake.root / "dedup.log").read_text()[-3000:]
+    finally:
         os.killpg(job.pid, signal.SIGKILL)
         job.wait(30)
         log.close()

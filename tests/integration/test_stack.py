@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -309,6 +310,53 @@ def test_counts_stay_exact_when_the_taskmanager_is_killed_and_a_replay_gives_the
     flink_jobs.stop(s, "streaming")
     flink_jobs.replay(s, "streaming", start_ms, end_ms)
     assert per_minute(s, service) == expected
+
+
+def test_a_var_of_the_flink_2_0_line_is_taken_over_without_reading_anything_twice(stack):
+    """`make up` in a var/ of the Flink 2.0 line: its jobs raw_events, windows and datastream_windows (stopped with
+    savepoints by that release's `make down`) and their consumer group, no `streaming` job yet. The streaming job
+    starts where raw.http_events ends: the events that arrived meanwhile land once, nothing before them again
+    (without the take-over it would read the topic from its start and write every event a second time)."""
+    from confluent_kafka.admin import AdminClient
+
+    s = stack.settings
+    service = f"legacy-{uuid.uuid4().hex[:8]}"
+    first = [event(service, i) for i in range(200)]
+    # what the old release left: its raw_events job had read and written these, then `make down` stopped it
+    assert flink_jobs.deploy(s, "streaming").action in ("started", "recovered")
+    produce(s, first)
+    wait_for(lambda: raw_count(s, service) == len(first) or None, 120, "the first events in raw.http_events")
+    flink_jobs.stop(s, "streaming")
+    jobs_dir = flink_jobs.job_dir(s, "streaming").parent
+    state = json.loads((jobs_dir / "streaming" / "state.json").read_text())
+    shutil.rmtree(jobs_dir / "streaming")
+    for old in flink_jobs.LEGACY_JOBS:  # their savepoints cannot be restored into the new job
+        (jobs_dir / old).mkdir()
+        (jobs_dir / old / "state.json").write_text(json.dumps(state | {"desired": "stopped"}))
+    group = flink_jobs.spec("streaming").consumer_group
+    admin = AdminClient(kafka.client_config(s))  # kept: a future outlives no client
+    admin.delete_consumer_groups([group])[group].result(30)
+    second = [event(service, i) for i in range(200, 400)]
+    produce(s, second)  # while the upgrade happens
+
+    proc = stack.cli("up", "jobs", timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "flink job streaming: started" in proc.stdout, proc.stdout[-2000:]
+    taken = json.loads((jobs_dir / "streaming" / "state.json").read_text())["taken_over"]
+    assert taken["jobs"] == list(flink_jobs.LEGACY_JOBS) and taken["positions"]
+    assert sorted(p.name for p in (jobs_dir / flink_jobs.LEGACY_DIR).iterdir()) == sorted(flink_jobs.LEGACY_JOBS)
+    assert not any((jobs_dir / old).exists() for old in flink_jobs.LEGACY_JOBS)
+    wait_for(lambda: raw_count(s, service) == 400 or None, 180, "the events sent during the upgrade")
+    time.sleep(6)  # a few more checkpoints
+
+    def rows_and_ids() -> tuple[int, int]:
+        with lake.connect(s) as con:
+            row = con.sql("SELECT count(*), count(DISTINCT event_id) FROM raw.http_events").fetchone()
+        assert row is not None
+        return int(row[0]), int(row[1])
+
+    total, distinct = rows_and_ids()
+    assert raw_count(s, service) == 400 and total == distinct, (total, distinct)
 
 
 def test_down_leaves_no_process_and_no_port(stack):

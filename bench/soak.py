@@ -1,0 +1,223 @@
+"""Soak benchmark on the whole stack: 10 million events at a steady rate, then the stack left running; memory,
+state on disk, lag and restarts over time; JSON and a PNG plot.
+
+A sandboxed stack (`python -m infra up`, every service, the demo shop and its traffic included) takes
+`--events` events from the load generator (bench/load.py, a process of its own) at `--rate` events/s, then runs
+on for `--after` seconds with only the demo's traffic. Every `--interval` seconds the bench records the resident
+memory of every service (and the total), the streaming job's consumer lag, its restarts (Flink's `numRestarts`,
+and TaskManager processes that changed), the size of its last checkpoint and of the RocksDB directory.
+
+What it judges:
+- every event landed: raw.http_events holds each of the soak's event ids exactly once;
+- no restart: the job's restarts and the TaskManager's pid did not change over the run;
+- flat memory: the total resident memory's least-squares trend over the run's second half, in MiB per hour,
+  and its highest reading against the 3 GiB goal;
+- bounded state: RocksDB's directory and the last checkpoint at the end against their highest readings (the
+  de-duplication state is bounded by `streaming.dedup_horizon_minutes`; a horizon shorter than the run shows
+  the state level off).
+
+    python -m bench.soak                                   # 10,000,000 events at 4,000/s, then 10 minutes
+    python -m bench.soak --events 2000000 --rate 4000 --after 300 --plot var/tmp/soak.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import stack
+from bench.throughput import _trend
+from flink_jobs import JOBS
+from infra import lake
+from infra.config import REPO_ROOT, Settings
+from infra.services import flink, flink_jobs
+
+EVENTS = 10_000_000
+RATE = 4_000
+AFTER_SECONDS = 600
+INTERVAL_SECONDS = 10.0
+MEMORY_GOAL_MIB = 3 * 1024
+DEFAULT_PLOT = REPO_ROOT / "var" / "bench" / "soak.png"
+JOB = "streaming"
+
+
+def _dir_mib(path: Path) -> float:
+    total = 0
+    for item in path.rglob("*"):
+        try:
+            if item.is_file():
+                total += item.stat().st_size
+        except FileNotFoundError:  # RocksDB compacts meanwhile
+            continue
+    return round(total / 2**20, 1)
+
+
+def _job(settings: Settings) -> dict[str, Any]:
+    """The job's state, Flink's restarts and its last completed checkpoint's full size."""
+    status = flink_jobs.status(settings, JOB)
+    checkpoint_mib = None
+    if status["job_id"] and status["state"] != "NOT_RUNNING":
+        latest = flink.rest(settings, "GET", f"/jobs/{status['job_id']}/checkpoints").get("latest") or {}
+        completed = latest.get("completed") or {}
+        if "state_size" in completed:
+            checkpoint_mib = round(completed["state_size"] / 2**20, 1)
+    return {"state": status["state"], "restarts": status["restarts"], "checkpoint_mib": checkpoint_mib}
+
+
+def _sample(st: stack.Stack, started: float) -> dict[str, Any]:
+    end, committed = stack.job_positions(st.settings)
+    usage = stack.service_usage(st.var_dir)
+    status = _job(st.settings)
+    position = committed.get(JOB)
+    return {
+        "t": round(time.time() - started, 1),
+        "end": end,
+        "lag": None if position is None else end - position,
+        "rss_mib": {name: u["rss_mib"] for name, u in usage.items()},
+        "total_rss_mib": round(sum(u["rss_mib"] for u in usage.values()), 1),
+        "taskmanager_pid": stack.service_pids(st.var_dir).get("flink-taskmanager"),
+        "restarts": status["restarts"],
+        "state": status["state"],
+        "checkpoint_mib": status["checkpoint_mib"],
+        "rocksdb_mib": _dir_mib(st.var_dir / "flink" / "rocksdb"),
+    }
+
+
+def _landed(st: stack.Stack, service: str) -> tuple[int, int]:
+    with lake.connect(st.settings) as con:
+        row = con.execute(
+            "SELECT count(*), count(DISTINCT event_id) FROM raw.http_events WHERE service = $1", [service]
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def _plot(samples: list[dict[str, Any]], load_end_t: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    minutes = [s["t"] / 60 for s in samples]
+    fig, (mem, state, lag) = plt.subplots(3, 1, figsize=(11, 10), sharex=True)
+    names = sorted({n for s in samples for n in s["rss_mib"]})
+    for name in names:
+        mem.plot(minutes, [s["rss_mib"].get(name, 0) for s in samples], label=name, linewidth=1)
+    mem.plot(minutes, [s["total_rss_mib"] for s in samples], label="total", color="black", linewidth=2)
+    mem.axhline(MEMORY_GOAL_MIB, color="red", linestyle="--", linewidth=1, label="goal (3 GiB)")
+    mem.set_ylabel("resident MiB")
+    mem.legend(fontsize=7, ncol=3, loc="upper left")
+    state.plot(minutes, [s["rocksdb_mib"] for s in samples], label="RocksDB directory")
+    state.plot(minutes, [s["checkpoint_mib"] or 0 for s in samples], label="last checkpoint (full size)")
+    state.set_ylabel("MiB")
+    state.legend(fontsize=8, loc="upper left")
+    lag.plot(minutes, [s["lag"] or 0 for s in samples], label=f"{JOB} consumer lag")
+    restarts = [s["t"] / 60 for i, s in enumerate(samples) if i and s["restarts"] != samples[i - 1]["restarts"]]
+    for at in restarts:
+        lag.axvline(at, color="red", linewidth=1)
+    lag.set_ylabel("events behind")
+    lag.set_xlabel("minutes since the start (load ends at the dotted line; red: a restart)")
+    for ax in (mem, state, lag):
+        ax.axvline(load_end_t / 60, color="grey", linestyle=":", linewidth=1)
+        ax.grid(alpha=0.3)
+    lag.legend(fontsize=8, loc="upper left")
+    fig.suptitle("Soak: memory, state and lag over time")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run(events: int, rate: int, after: float, interval: float, plot: Path) -> dict[str, Any]:
+    with stack.sandboxed("soak-") as st:
+        service = f"soak-{int(time.time())}"
+        started = time.time()
+        samples = [_sample(st, started)]
+        load = subprocess.Popen(
+            [sys.executable, "-m", "bench.load", "--service", service, "--rate", str(rate), "--seconds",
+             str(events / rate)],
+            cwd=REPO_ROOT, env=st.env, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        while load.poll() is None:
+            time.sleep(interval)
+            samples.append(_sample(st, started))
+            last = samples[-1]
+            print(
+                f"soak t={last['t']:.0f}s end={last['end']} lag={last['lag']} rss={last['total_rss_mib']} MiB "
+                f"rocksdb={last['rocksdb_mib']} MiB restarts={last['restarts']}",
+                file=sys.stderr, flush=True,
+            )  # fmt: skip
+        out, _ = load.communicate()
+        if load.returncode != 0:
+            raise RuntimeError(f"bench.load failed (exit {load.returncode})")
+        sent = json.loads(out.strip().splitlines()[-1])
+        load_end_t = time.time() - started
+        until = time.time() + after
+        while time.time() < until:
+            time.sleep(interval)
+            samples.append(_sample(st, started))
+        rows, distinct = _landed(st, service)
+    second_half = [s for s in samples if s["t"] >= samples[-1]["t"] / 2]
+    trend_mib_per_hour = _trend([(s["t"], s["total_rss_mib"]) for s in second_half]) * 3600
+    peak = max(s["total_rss_mib"] for s in samples)
+    restarts = samples[-1]["restarts"] - samples[0]["restarts"]
+    tm_pids = {s["taskmanager_pid"] for s in samples}
+    result = {
+        "events": {"sent": sent["sent"], "rate": sent["events_per_second"], "rows": rows, "distinct": distinct},
+        "every_event_once": rows == distinct == sent["sent"],
+        "duration_s": round(samples[-1]["t"], 1),
+        "after_load_s": round(after, 1),
+        "restarts": restarts,
+        "taskmanager_processes": len(tm_pids),
+        "no_restart": restarts == 0 and len(tm_pids) == 1 and all(s["state"] == "RUNNING" for s in samples[1:]),
+        "memory": {
+            "total_rss_mib_peak": peak,
+            "total_rss_mib_end": samples[-1]["total_rss_mib"],
+            "peak_by_service_mib": {
+                name: max(s["rss_mib"].get(name, 0) for s in samples) for name in samples[-1]["rss_mib"]
+            },
+            "trend_second_half_mib_per_hour": round(trend_mib_per_hour, 1),
+            "goal_mib": MEMORY_GOAL_MIB,
+            "peak_over_goal": round(peak / MEMORY_GOAL_MIB, 3),
+        },
+        "state": {
+            "rocksdb_mib_peak": max(s["rocksdb_mib"] for s in samples),
+            "rocksdb_mib_end": samples[-1]["rocksdb_mib"],
+            "checkpoint_mib_peak": max(s["checkpoint_mib"] or 0 for s in samples),
+            "checkpoint_mib_end": samples[-1]["checkpoint_mib"],
+            "dedup_horizon_minutes": st.settings.streaming.dedup_horizon_minutes,
+        },
+        "lag_end": samples[-1]["lag"],
+        "lag_max": max((s["lag"] or 0) for s in samples),
+        "plot": str(plot),
+        "samples": samples,
+    }
+    _plot(samples, load_end_t, plot)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=EVENTS)
+    parser.add_argument("--rate", type=int, default=RATE)
+    parser.add_argument("--after", type=float, default=AFTER_SECONDS, help="seconds to keep running after the load")
+    parser.add_argument("--interval", type=float, default=INTERVAL_SECONDS)
+    parser.add_argument("--plot", type=Path, default=DEFAULT_PLOT)
+    parser.add_argument("--json", type=Path, help="also write the JSON (with every sample) here")
+    args = parser.parse_args()
+    if sorted(JOBS) != [JOB]:
+        parser.error(f"the soak follows the one streaming job; the registry holds {sorted(JOBS)}")
+    result = run(args.events, args.rate, args.after, args.interval, args.plot)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2))
+    print(json.dumps({k: v for k, v in result.items() if k != "samples"}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
