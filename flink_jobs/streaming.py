@@ -112,7 +112,6 @@ def build(config: JobConfig, env: StreamExecutionEnvironment) -> None:
         "session_gap_minutes": str(streaming.session_gap_minutes),
         "funnel_routes": sql_files.string_list(streaming.funnel_routes),
         "device_class": user_agent.device_class_sql("user_agent_lower"),
-        "is_bot": user_agent.is_bot_sql("user_agent_lower"),
     }
     sql_files.statement_set(t_env, [f"sources/{config.source.kind}.sql", "http_events.sql"], params)
     through_datastream(t_env, "checked_http_events", "checked_events", proc_time="proc_time")

@@ -1,8 +1,8 @@
 -- The raw tables: valid events -> raw.http_events (each event_id once), malformed -> raw.dead_letter_events.
 -- Reads `events` (unique_events.sql) and `checked_events` (http_events.sql), each read once through a DataStream.
--- The device class and the bot flag are the rules of flink_jobs/user_agent.py, rendered as built-in functions over
--- the header in lower case, computed once. Placeholders: {{ catalog }}, {{ device_class }}, {{ is_bot }} (SQL
--- expressions over user_agent_lower).
+-- The device class is the rules of flink_jobs/user_agent.py, rendered as built-in functions over the header in
+-- lower case (computed once); the bot flag is the device class `bot`. Placeholders: {{ catalog }},
+-- {{ device_class }} (an SQL expression over user_agent_lower).
 
 INSERT INTO {{ catalog }}.`raw`.http_events
 SELECT
@@ -26,9 +26,12 @@ SELECT
   kafka_offset,
   CAST(kafka_timestamp AS TIMESTAMP_LTZ(6)),
   CAST(CURRENT_TIMESTAMP AS TIMESTAMP_LTZ(6)),
-  {{ device_class }},
-  {{ is_bot }}
-FROM (SELECT *, LOWER(user_agent) AS user_agent_lower FROM events);
+  device_class,
+  device_class = 'bot'
+FROM (
+  SELECT *, {{ device_class }} AS device_class
+  FROM (SELECT *, LOWER(user_agent) AS user_agent_lower FROM events)
+);
 
 INSERT INTO {{ catalog }}.`raw`.dead_letter_events
 SELECT

@@ -21,7 +21,7 @@ def test_with_options_quotes():
 
 
 def test_raw_events_sql_has_both_sinks():
-    params = {"catalog": "lake", "device_class": "'desktop'", "is_bot": "FALSE"}
+    params = {"catalog": "lake", "device_class": "'desktop'"}
     statements = sql_files.load("raw_events.sql", params)
     inserts = [s for s in statements if s.startswith("INSERT")]
     assert [s.splitlines()[0] for s in inserts] == [

@@ -75,10 +75,31 @@ def test_the_sql_rules_are_the_same_rules() -> None:
     positions = [sql.index(f"THEN '{rule.device}'", start) for start, rule in _starts(sql)]
     assert positions == sorted(positions)
     for rule in user_agent.DEVICE_RULES:
-        for word in (*rule.words, *rule.together):
+        regex = user_agent.rule_regex(rule)
+        if regex is not None:
+            assert f"REGEXP(ua, '{regex}')" in sql
+        for word in rule.together:
             assert f"POSITION('{word}' IN ua) > 0" in sql
-        if rule.pattern:
-            assert f"REGEXP(ua, '{rule.pattern}')" in sql
+
+
+def test_a_rules_regex_is_its_words_and_its_pattern() -> None:
+    # each word stands for itself (escaped where it has a regex character); the pattern joins as it is
+    for header, _ in CORPUS:
+        lowered = (header or "").lower()
+        for rule in user_agent.DEVICE_RULES:
+            regex = user_agent.rule_regex(rule)
+            if regex is not None:
+                expected = any(w in lowered for w in rule.words) or (
+                    rule.pattern is not None and re.search(rule.pattern, lowered) is not None
+                )
+                assert (re.search(regex, lowered) is not None) == expected, (rule.device, header)
+    assert user_agent.word_regex("a.b (c)|d-e/f") == r"a\.b \(c\)\|d-e/f"
+
+
+def test_the_bot_flag_is_the_bot_device_class() -> None:
+    # the streaming job writes is_bot as device_class = 'bot' (raw_events.sql)
+    for header, _ in CORPUS:
+        assert user_agent.is_bot(header) == (user_agent.device_class(header) == "bot"), header
 
 
 def _starts(sql: str) -> list[tuple[int, user_agent.Rule]]:
