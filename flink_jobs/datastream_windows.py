@@ -38,7 +38,6 @@ from flink_jobs.job_config import JobConfig
 from flink_jobs.minute_window import Firing, MinuteWindow
 
 MINUTE_MS = 60_000
-STATE_CACHE_KEYS = 100_000
 MINUTE_WINDOW = "requests_per_route_minute"
 FUNNEL_WINDOW = "checkout_funnel"
 KEY = Types.TUPLE([Types.STRING(), Types.STRING()])
@@ -249,9 +248,6 @@ def add_windows(t_env: StreamTableEnvironment, config: JobConfig) -> None:
         # lateness exact and repeatable (on the cluster it is judged up to one bundle late, README)
         t_env.get_config().set("python.fn-execution.bundle.size", "1")
     udfs.use_execution_mode(t_env, config.python_execution_mode)
-    # the Python worker keeps this many keys' state (a user's open funnel) between bundles; past it, a state read
-    # is a round trip to the TaskManager (Flink's default of 1,000 is far fewer users than a shop has)
-    t_env.get_config().set("python.state.cache-size", str(STATE_CACHE_KEYS))
     counted = (
         t_env.to_data_stream(t_env.from_path("python_input"))
         .process(SplitInput(), output_type=COUNTED)
