@@ -40,7 +40,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -58,8 +57,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from infra import iceberg, install, sandbox
-from infra.config import ENV_PREFIX, REPO_ROOT, Settings, load_settings
+from bench import stack
+from infra import iceberg, install
+from infra.config import REPO_ROOT, Settings, load_settings
 
 JOB = "streaming"
 PARALLELISMS = (1, 2)
@@ -92,36 +92,11 @@ DAY_S = 86_400
 # ---- shared helpers ----
 
 
-def _cli(env: dict[str, str], *args: str, timeout: float = 900) -> float:
-    started = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-m", "infra", *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"infra {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
-    return round(time.monotonic() - started, 1)
-
-
 @contextmanager
 def _sandbox(prefix: str, components: tuple[str, ...] = (), **overrides: str) -> Iterator[Settings]:
-    """A stack of `components` (all when empty) in a scratch var/ on free ports; this process's PIPELINE_*
-    variables point at it while it runs. Stopped and removed at the end, whatever happens."""
-    var_dir = sandbox.scratch_var_dir(prefix)
-    env = sandbox.environment(var_dir, **overrides)
-    saved = dict(os.environ)
-    try:
-        for key in [k for k in os.environ if k.startswith(ENV_PREFIX)]:
-            del os.environ[key]
-        os.environ.update({k: v for k, v in env.items() if k.startswith(ENV_PREFIX)})
-        _cli(env, "up", *components)
-        yield load_settings()
-    finally:
-        try:
-            _cli(env, "down", timeout=300)
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
-            shutil.rmtree(var_dir, ignore_errors=True)
+    """bench.stack's sandboxed stack, for what needs only its settings."""
+    with stack.sandboxed(prefix, components, **overrides) as st:
+        yield st.settings
 
 
 def _event(service: str, at: float, rng: random.Random, users: int = 500) -> dict[str, Any]:
@@ -420,12 +395,15 @@ def _produce(settings: Settings, service: str, rate: float, seconds: float, seed
     return sent
 
 
-def _rows_with_commit_ms(table: Any, service: str, columns: list[str]) -> pa.Table:
-    """The rows of `service` in the table's live data files, each with the commit time (ms) of the snapshot that
-    added its file: the moment a reader could first see it."""
+def _rows_with_commit_ms(
+    table: Any, columns: list[str], service: str | None = None, keep: Callable[[pa.Table], Any] | None = None
+) -> pa.Table:
+    """The rows in the table's live data files (of `service`, where `keep(rows)` is true, when given), each with
+    the commit time (ms) of the snapshot that added its file: the moment a reader could first see it."""
     committed_at = {s.snapshot_id: s.timestamp_ms for s in table.snapshots()}
     entries = table.inspect.entries()
     data_file = entries.column("data_file").combine_chunks()
+    filters = [("service", "=", service)] if service is not None else None
     parts = []
     for status, snapshot_id, content, path in zip(
         entries.column("status").to_pylist(),
@@ -436,7 +414,9 @@ def _rows_with_commit_ms(table: Any, service: str, columns: list[str]) -> pa.Tab
     ):
         if status == 2 or content != 0:  # deleted entries, delete files
             continue
-        rows = pq.read_table(_local_path(path), columns=["service", *columns], filters=[("service", "=", service)])
+        rows = pq.read_table(_local_path(path), columns=columns, filters=filters)
+        if keep is not None:
+            rows = rows.filter(keep(rows))
         if rows.num_rows:
             commit = pa.array([committed_at[snapshot_id]] * rows.num_rows, pa.int64())
             parts.append(rows.append_column("commit_ms", commit))
@@ -531,20 +511,20 @@ def freshness(rate: float = 1000.0, seconds: float = 120.0, warmup_seconds: floa
             time.sleep(3)
         health = _job_health(settings)
 
-        raw_rows = _rows_with_commit_ms(raw.refresh(), service, ["event_time", "ingested_at"])
+        raw_rows = _rows_with_commit_ms(raw.refresh(), ["event_time", "ingested_at"], service)
         event_ms = _ms(raw_rows.column("event_time")) if raw_rows.num_rows else []
         commit_ms: list[int] = raw_rows.column("commit_ms").to_pylist()
         ingested_ms = _ms(raw_rows.column("ingested_at")) if raw_rows.num_rows else []
         raw_latency = _percentiles([(c - e) / 1000 for c, e in zip(commit_ms, event_ms, strict=True)])
         ingested = _percentiles([(i - e) / 1000 for i, e in zip(ingested_ms, event_ms, strict=True)])
         minute = _window_latencies(
-            _rows_with_commit_ms(per_minute.refresh(), service, ["window_start", "window_end", "route", "status_code"]),
+            _rows_with_commit_ms(per_minute.refresh(), ["window_start", "window_end", "route", "status_code"], service),
             sent,
             lambda ms, route, status: (ms - ms % 60_000, route, status),
             ["route", "status_code"],
         )
         route_minute = _window_latencies(
-            _rows_with_commit_ms(firings.refresh(), service, ["window_start", "window_end", "route"]),
+            _rows_with_commit_ms(firings.refresh(), ["window_start", "window_end", "route"], service),
             sent,
             lambda ms, route, _status: (ms - ms % 60_000, route),
             ["route"],

@@ -36,10 +36,9 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from bench import stack
-from bench.streaming import _local_path, _ms, _percentiles
+from bench.streaming import _ms, _percentiles, _rows_with_commit_ms
 from flink_jobs import JOBS
 from infra import iceberg
 from infra.config import REPO_ROOT, Settings
@@ -182,38 +181,11 @@ def _caught_up(
     return reached
 
 
-def _rows_with_commit_ms(table: Any, columns: list[str], keep: Any) -> pa.Table:
-    """Rows of the table's live data files (`keep(arrow) -> mask`), each with the commit time (ms) of the snapshot
-    that added its file: the moment a reader could first see it."""
-    committed_at = {s.snapshot_id: s.timestamp_ms for s in table.snapshots()}
-    entries = table.inspect.entries()
-    data_file = entries.column("data_file").combine_chunks()
-    parts = []
-    for status, snapshot_id, content, path in zip(
-        entries.column("status").to_pylist(),
-        entries.column("snapshot_id").to_pylist(),
-        data_file.field("content").to_pylist(),
-        data_file.field("file_path").to_pylist(),
-        strict=True,
-    ):
-        if status == 2 or content != 0:
-            continue
-        rows = pq.read_table(_local_path(path), columns=columns)
-        rows = rows.filter(keep(rows))
-        if rows.num_rows:
-            parts.append(
-                rows.append_column("commit_ms", pa.array([committed_at[snapshot_id]] * rows.num_rows, pa.int64()))
-            )
-    return pa.concat_tables(parts) if parts else pa.table({"commit_ms": pa.array([], pa.int64())})
-
-
 def _freshness(settings: Settings, step: dict[str, Any]) -> dict[str, Any]:
     catalog = iceberg.load(settings)
     start_s, end_s = step["window"]
     service = step["service"]
-    raw = _rows_with_commit_ms(
-        catalog.load_table("raw.http_events"), ["service", "event_time"], lambda t: pc.equal(t["service"], service)
-    )
+    raw = _rows_with_commit_ms(catalog.load_table("raw.http_events"), ["event_time"], service)
     raw_latency = _percentiles(
         [
             (c - e) / 1000
@@ -235,11 +207,11 @@ def _freshness(settings: Settings, step: dict[str, Any]) -> dict[str, Any]:
     lo = pa.scalar(int(start_s * 1e6), pa.timestamp("us", tz="UTC"))
     hi = pa.scalar(int(end_s * 1e6), pa.timestamp("us", tz="UTC"))
     for identifier, end_column in WINDOW_TABLES.items():
-        rows = _rows_with_commit_ms(
-            catalog.load_table(identifier),
-            [end_column],
-            lambda t, c=end_column: pc.and_(pc.greater_equal(t[c], lo), pc.less(t[c], hi)),
-        )
+
+        def ended_in_step(rows: pa.Table, column: str = end_column) -> Any:
+            return pc.and_(pc.greater_equal(rows[column], lo), pc.less(rows[column], hi))
+
+        rows = _rows_with_commit_ms(catalog.load_table(identifier), [end_column], keep=ended_in_step)
         ends = _ms(rows.column(end_column)) if rows.num_rows else []
         latencies = [(c - e) / 1000 for c, e in zip(rows.column("commit_ms").to_pylist(), ends, strict=True)]
         pct = _percentiles(latencies)
