@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from infra import sandbox
+from infra import process, sandbox
 from infra.config import REPO_ROOT
 
 ROUNDS = 5
@@ -86,7 +86,7 @@ def http_overhead(kafka: str, topic: str, spool: str, path: str) -> dict[str, An
     runs: dict[str, list[dict[str, float]]] = {"without": [], "with": []}
     for _ in range(ROUNDS):  # interleaved, so drift hits both sides alike
         for side in ("without", "with"):
-            port = sandbox.free_port()
+            port = process.free_port()
             server = _serve(side == "with", env, port)
             try:
                 url = f"http://127.0.0.1:{port}{path}"

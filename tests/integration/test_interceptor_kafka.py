@@ -20,7 +20,7 @@ from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 from fastapi import FastAPI
 
-from infra import sandbox
+from infra import process, sandbox
 from infra.config import REPO_ROOT
 from interceptor import ApiEventMiddleware, configure_producer, producer_stats, send_message_to_kafka, shutdown_producer
 from interceptor.spool import Spool
@@ -174,7 +174,7 @@ def test_broker_stopped_for_20_seconds_loses_nothing(broker, tmp_path):
 def test_sigkill_mid_traffic_loses_nothing_that_was_spooled(broker, tmp_path):
     topic = broker.new_topic()
     spool_dir, ids_file = tmp_path / "spool", tmp_path / "ids.txt"
-    away = f"127.0.0.1:{sandbox.free_port()}"  # Kafka is away for the child: it must spool
+    away = f"127.0.0.1:{process.free_port()}"  # Kafka is away for the child: it must spool
     child = subprocess.Popen(
         [sys.executable, str(Path(__file__).with_name("interceptor_child.py")), away, str(spool_dir),
          str(ids_file), topic],
