@@ -1,9 +1,9 @@
 """The Iceberg catalog `lake`: one catalog for Flink (Java JdbcCatalog) and Python (pyiceberg SqlCatalog).
 
 By default its tables live in the embedded PostgreSQL (infra/services/postgres.py); any other JDBC database,
-a SQLite file (one writer at a time) or a REST catalog through configuration. The tables of the contract
-(../shared/notes/architecture.md) are created here, with partition specs built through the API, so Flink
-jobs only ever write into existing tables.
+a SQLite file (one writer at a time) or a REST catalog through configuration. The tables are defined here, once
+(TABLES below: the contract the Flink jobs, dbt and Dagster read), and created here, with partition specs built
+through the API, so Flink jobs only ever write into existing tables.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The event of one HTTP request, shared by the ASGI middleware and its WSGI twin.
 
-Contract (../shared/notes/architecture.md, and `http_event.schema.json` beside this file): event_id, event_time
+Contract (`http_event.schema.json` beside this file, the one definition of the fields): event_id, event_time
 (RFC 3339 UTC, milliseconds), service, method, route, path, status_code, duration_ms, user_id, plus optional
 sizes, client address, user agent, referer and trace id.
 
