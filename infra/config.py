@@ -119,7 +119,7 @@ class FlinkSection(_Section):
     taskmanager_memory: str = "1536m"
     parallelism: int = Field(default=1, ge=1)
     checkpoint_interval_seconds: int = Field(default=10, ge=1)
-    python_execution_mode: Literal["process", "thread"] = "process"
+    python_execution_mode: Literal["process", "thread"] = "thread"
     submit_timeout_seconds: int = Field(default=180, ge=10)
 
     _ports = field_validator("rest_port", "rpc_port")(_check_port)

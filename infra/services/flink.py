@@ -126,6 +126,9 @@ def render_config(settings: Settings) -> dict[str, Any]:
         "web.upload.dir": str(home / "upload"),
         "web.tmpdir": str(home / "web"),
         "classloader.check-leaked-classloader": False,
+        # PEMJA from lib/ (prepare() links flink-python there): a job's own copy of it would try to load the
+        # native library a second time, which fails on Java 17 (NoSuchFieldException: loadedLibraryNames)
+        "classloader.parent-first-patterns.additional": "pemja.",
     }
     return _nest(flat)
 
@@ -143,6 +146,9 @@ def prepare(settings: Settings) -> None:
     (conf / "log4j.properties").write_text(_LOG4J_CONSOLE)
     lib = lib_dir(settings)
     wanted = {p.name: p for p in (pyflink_dir(settings) / "lib").glob("*.jar")}
+    # Flink's Python runtime from the wheel's opt/: loaded once by the cluster's class loader, not once per job
+    # (PEMJA, thread mode's interpreter, cannot load its native library in a second job's class loader on Java 17)
+    wanted |= {p.name: p for p in (pyflink_dir(settings) / "opt").glob("flink-python-*.jar")}
     wanted |= {p.name: p for p in jar_dir(settings, "flink").glob("*.jar")}
     for link in lib.iterdir():
         if link.name not in wanted or link.resolve() != wanted[link.name].resolve():
