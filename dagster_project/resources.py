@@ -6,7 +6,7 @@ PIPELINE_* environment, read by `infra.config.load_settings`)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
@@ -80,6 +80,13 @@ class IcebergResource(dg.ConfigurableResource):
         from infra import iceberg
 
         return iceberg.table_stats(iceberg.load(_settings()).load_table(identifier))
+
+    def appended_rows(self, identifier: str, since: datetime) -> int:
+        """Rows appended to the table by the commits since `since` (the snapshots' summaries: no data is read)."""
+        from infra import iceberg
+
+        table = iceberg.load(_settings()).load_table(identifier)
+        return iceberg.appended_rows(table, int(since.timestamp() * 1000))
 
     def day_partitions(self, identifier: str, since: date | None = None) -> dict[str, dict[str, int]]:
         """Rows, files and last commit (ms) of each day partition of the table (from its manifests)."""

@@ -18,6 +18,7 @@ from urllib.parse import quote
 from pyiceberg.catalog import Catalog, load_catalog
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table
+from pyiceberg.table.snapshots import Operation
 from pyiceberg.transforms import DayTransform
 from pyiceberg.types import (
     BooleanType,
@@ -377,6 +378,24 @@ def table_stats(table: Table) -> dict[str, Any]:
         "files": int(summary.get("total-data-files", 0)),
         "snapshots": len(table.snapshots()),
     }
+
+
+# marks the snapshots a rewrite by table maintenance commits (infra/maintenance.py): rows moved, none arrived
+REWRITE_PROPERTY = "infra.maintenance"
+
+
+def appended_rows(table: Table, since_ms: int) -> int:
+    """Rows that arrived in `table` with the appends committed at or after `since_ms` (epoch ms), from the
+    snapshots' summaries: no data file is read. Rewrites (maintenance's compaction, a replay's overwrite) move
+    rows and are not counted; snapshots expired by maintenance (`retain_hours`) are not seen."""
+    rows = 0
+    for snapshot in table.snapshots():
+        summary = snapshot.summary
+        if snapshot.timestamp_ms < since_ms or summary is None or summary.operation != Operation.APPEND:
+            continue
+        if REWRITE_PROPERTY not in summary.additional_properties:
+            rows += int(summary.additional_properties.get("added-records", 0))
+    return rows
 
 
 def day_partition_stats(table: Table, since: date | None = None) -> dict[str, dict[str, int]]:

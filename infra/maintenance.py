@@ -52,7 +52,6 @@ if TYPE_CHECKING:
 log = get_logger("infra.maintenance")
 
 EPOCH = date(1970, 1, 1)
-SNAPSHOT_PROPERTY = "infra.maintenance"  # marks the snapshots a rewrite commits
 FLINK_CHECKPOINT = "flink.max-committed-checkpoint-id"  # in the summary of each commit of Iceberg's Flink sink
 
 # Called right before a partition's overwrite is committed with (table spec, day, attempt): a seam for the
@@ -277,7 +276,7 @@ def _rewrite_partition(
                 tx.overwrite(
                     data,
                     overwrite_filter=row_filter,
-                    snapshot_properties={SNAPSHOT_PROPERTY: f"rewrite {day.isoformat()}"},
+                    snapshot_properties={iceberg.REWRITE_PROPERTY: f"rewrite {day.isoformat()}"},
                 )
         except (CommitFailedException, ValidationException) as exc:
             # another writer committed into this partition since the read: nothing was written; read again

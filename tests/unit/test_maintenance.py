@@ -358,3 +358,19 @@ def test_cli_prints_the_summary_as_json(lake: Lake, monkeypatch, capsys):
     assert lake.firings() == rows
     with pytest.raises(SystemExit):
         cli.main(["maintain", "--min-files", "0"])
+
+
+def test_appended_rows_count_the_appends_since_a_time_and_not_the_rewrites(lake: Lake):
+    """What the dead-letter and late-rate checks count as arrivals (the snapshots' summaries, no data read)."""
+    assert iceberg.appended_rows(lake.table(HTTP_EVENTS), 0) == len(ALL_EVENTS)
+    since_ms = int(datetime.now(UTC).timestamp() * 1000) + 1
+    while int(datetime.now(UTC).timestamp() * 1000) < since_ms:
+        pass
+    lake.append(HTTP_EVENTS, [event("t-2", TODAY, 2), event("t-3", TODAY, 3)])
+    lake.append(HTTP_EVENTS, [event("t-4", TODAY, 4)])
+    assert iceberg.appended_rows(lake.table(HTTP_EVENTS), since_ms) == 3
+    report = lake.maintain()
+    assert report["raw.http_events"]["partitions_rewritten"] == 1, report  # DAY1's three files became one
+    table = lake.table(HTTP_EVENTS)
+    assert iceberg.appended_rows(table, since_ms) == 3
+    assert iceberg.appended_rows(table, 0) == len(ALL_EVENTS) + 3
