@@ -120,6 +120,11 @@ def render_config(settings: Settings) -> dict[str, Any]:
         # most look-ups of the de-duplication are for an event_id it has not seen: a bloom filter answers those
         # without reading a data block of every level (without it, a look-up slowed down as the state grew)
         "state.backend.rocksdb.use-bloom-filter": True,
+        # ... and partitioned: with one filter per file, a look-up whose filter had left the block cache read all of
+        # it again (a pread and a checksum of the whole filter per look-up); the de-duplication's cost per event
+        # rose from 53 to 255 µs as its state passed a million ids. Partitioned, only the partition needed is read
+        # (a drain of 3 million events: 10,500 events/s throughout, ~55 µs per event for the de-duplication)
+        "state.backend.rocksdb.memory.partitioned-index-filters": True,
         "python.executable": python,
         "python.client.executable": python,
         "io.tmp.dirs": str(home / "tmp"),
