@@ -27,6 +27,7 @@ from dagster_project.assets.kafka import consumer_group
 from dagster_project.resources import IcebergResource, KafkaResource
 from flink_jobs import JOBS
 from infra.config import ChecksSection, load_settings
+from infra.services.kafka import TopicOffsets
 
 FRESHNESS = "freshness"
 CONSUMER_LAG = "consumer_lag"
@@ -99,18 +100,13 @@ def _rate(part: int, whole: int) -> float:
 def arrival_rates(iceberg: IcebergResource, limits: ChecksSection, now: datetime) -> list[Verdict]:
     """Dead-letter rate and late rate over the last `rate_window_minutes` of arrivals: the rows the Flink sinks
     committed in that time (the snapshots' summaries: the raw table is never scanned), and the late events
-    detected in it (DuckDB over raw.late_events, which holds few rows)."""
+    detected in it (a scan of raw.late_events' recent files, which hold few rows). No DuckDB: the code server,
+    which runs the sensors, never loads it."""
     since = now - timedelta(minutes=limits.rate_window_minutes)
     window = {"window_minutes": dg.MetadataValue.int(limits.rate_window_minutes)}
     valid = iceberg.appended_rows("raw.http_events", since)
     dead = iceberg.appended_rows("raw.dead_letter_events", since)
-    with iceberg.connect(["raw.late_events"]) as con:
-        late = dict(
-            con.execute(
-                "SELECT window_name, count(*) FROM raw.late_events WHERE detected_at >= $1 GROUP BY window_name",
-                [since],
-            ).fetchall()
-        )
+    late = iceberg.late_events_by_window(since)
     dead_rate = _rate(dead, valid + dead)
     # per window: one late event is a row for each window that could not count it (the SQL windows, the minute
     # window, the funnel when it is a funnel step)
@@ -143,14 +139,16 @@ def evaluate(
     iceberg: IcebergResource,
     stats: Mapping[str, Mapping[str, Any]] | None = None,
     now: datetime | None = None,
+    offsets: TopicOffsets | None = None,
 ) -> list[Verdict]:
-    """Every check of this module; `stats`: the tables' `table_stats` when the caller has read them already."""
+    """Every check of this module; `stats` (the tables' `table_stats`) and `offsets` (the topic's, with the jobs'
+    consumer groups) when the caller has read them already."""
     limits = load_settings().checks
     now = now or datetime.now(UTC)
     stats = stats or {identifier: iceberg.table_stats(identifier) for identifier in FRESH_TABLES}
     now_ms = int(now.timestamp() * 1000)
     verdicts = [freshness(identifier, stats[identifier], limits, now_ms) for identifier in FRESH_TABLES]
-    offsets = kafka.offsets([consumer_group(job) for job in JOBS])
+    offsets = offsets or kafka.offsets([consumer_group(job) for job in JOBS])
     verdicts += [consumer_lag(job, offsets.lag(consumer_group(job)), limits) for job in JOBS]
     verdicts += arrival_rates(iceberg, limits, now)
     return verdicts

@@ -12,7 +12,7 @@ from dagster_project.assets.flink import flink_job_assets
 from dagster_project.assets.iceberg import build_table_assets
 from dagster_project.assets.kafka import http_events_topic
 from dagster_project.checks import streaming_checks
-from dagster_project.jobs import table_maintenance_job
+from dagster_project.jobs import observe_sources_job, table_maintenance_job
 from dagster_project.partitions import daily_partitions
 from dagster_project.resources import build_resources
 from dagster_project.schedules import build_schedules
@@ -32,7 +32,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             *build_dbt_assets(settings, project, days),
         ],
         asset_checks=[streaming_checks],
-        jobs=[table_maintenance_job],
+        jobs=[observe_sources_job, table_maintenance_job],
         schedules=build_schedules(settings, days),
         sensors=build_sensors(settings),
         resources={

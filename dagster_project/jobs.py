@@ -1,4 +1,5 @@
-"""Jobs the schedules run: observing the topic, the dbt build, Lambda's daily batch layer, table maintenance."""
+"""Jobs: observing the topic now (from the UI; the freshness and lag sensor observes it every 5 minutes without a
+run), and those the schedules run: the dbt build, Lambda's daily batch layer, table maintenance."""
 
 import dagster as dg
 

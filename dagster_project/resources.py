@@ -14,8 +14,6 @@ import dagster as dg
 from infra.config import Settings, load_settings
 
 if TYPE_CHECKING:
-    import duckdb
-
     from infra.services.flink_jobs import DeployResult
     from infra.services.kafka import TopicOffsets
 
@@ -88,17 +86,20 @@ class IcebergResource(dg.ConfigurableResource):
         table = iceberg.load(_settings()).load_table(identifier)
         return iceberg.appended_rows(table, int(since.timestamp() * 1000))
 
+    def late_events_by_window(self, since: datetime) -> dict[str, int]:
+        """raw.late_events detected since `since`, per window_name (a scan of that table's recent files)."""
+        from pyiceberg.expressions import parser
+
+        from infra import iceberg
+
+        table = iceberg.load(_settings()).load_table("raw.late_events")
+        return iceberg.count_by(table, "window_name", parser.parse(f"detected_at >= '{since.isoformat()}'"))
+
     def day_partitions(self, identifier: str, since: date | None = None) -> dict[str, dict[str, int]]:
         """Rows, files and last commit (ms) of each day partition of the table (from its manifests)."""
         from infra import iceberg
 
         return iceberg.day_partition_stats(iceberg.load(_settings()).load_table(identifier), since)
-
-    def connect(self, identifiers: Sequence[str] = ()) -> duckdb.DuckDBPyConnection:
-        """An in-memory DuckDB connection with views over the tables' current snapshots."""
-        from infra import iceberg, lake
-
-        return lake.connect(_settings(), [spec for spec in iceberg.TABLES if spec.identifier in identifiers])
 
 
 def _settings() -> Settings:

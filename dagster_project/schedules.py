@@ -1,6 +1,5 @@
 """Schedules (cron in UTC, from the `dagster` section of pipeline.yaml), all running from the start:
 
-- `observe_sources_schedule`: the topic's offsets, events/s and consumer lag;
 - `dbt_build_schedule`: dbt build of staging and marts (Lambda: also the serving views and the reconciliation);
 - `batch_layer_schedule` (Lambda): yesterday's day partition of the batch layer;
 - `table_maintenance_schedule`: compaction and snapshot expiry of the Iceberg tables.
@@ -10,7 +9,7 @@ from datetime import UTC, timedelta
 
 import dagster as dg
 
-from dagster_project.jobs import batch_layer_job, dbt_build_job, observe_sources_job, table_maintenance_job
+from dagster_project.jobs import batch_layer_job, dbt_build_job, table_maintenance_job
 from infra.config import Settings
 
 RUNNING = dg.DefaultScheduleStatus.RUNNING
@@ -19,12 +18,6 @@ RUNNING = dg.DefaultScheduleStatus.RUNNING
 def build_schedules(settings: Settings, days: dg.DailyPartitionsDefinition) -> list[dg.ScheduleDefinition]:
     d = settings.dagster
     schedules = [
-        dg.ScheduleDefinition(
-            name="observe_sources_schedule",
-            job=observe_sources_job,
-            cron_schedule=d.observe_cron,
-            default_status=RUNNING,
-        ),
         dg.ScheduleDefinition(
             name="dbt_build_schedule", job=dbt_build_job, cron_schedule=d.dbt_cron, default_status=RUNNING
         ),

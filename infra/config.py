@@ -190,7 +190,6 @@ class DagsterSection(_Section):
     # the first day of the daily partitions (batch layer, backfills): history before it is not offered
     first_day: date = date(2026, 1, 1)
     # schedules (cron, UTC); each can be switched off in the UI
-    observe_cron: str = "*/5 * * * *"
     dbt_cron: str = "15 * * * *"
     batch_cron: str = "30 0 * * *"
     maintenance_cron: str = "0 3 * * *"
@@ -199,7 +198,7 @@ class DagsterSection(_Section):
     checks_interval_seconds: int = Field(default=60, ge=10)
 
     _port = field_validator("port", "code_server_port")(_check_port)
-    _crons = field_validator("observe_cron", "dbt_cron", "batch_cron", "maintenance_cron")(_check_cron)
+    _crons = field_validator("dbt_cron", "batch_cron", "maintenance_cron")(_check_cron)
 
 
 class ChecksSection(_Section):

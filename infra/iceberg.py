@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from pyiceberg.catalog import Catalog, load_catalog
+from pyiceberg.expressions import BooleanExpression
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table
 from pyiceberg.table.snapshots import Operation
@@ -396,6 +397,15 @@ def appended_rows(table: Table, since_ms: int) -> int:
         if REWRITE_PROPERTY not in summary.additional_properties:
             rows += int(summary.additional_properties.get("added-records", 0))
     return rows
+
+
+def count_by(table: Table, column: str, row_filter: BooleanExpression) -> dict[Any, int]:
+    """Rows per value of `column` among the rows matching `row_filter` (pyiceberg skips the files whose column
+    bounds cannot match; only `column` and the filter's columns are read)."""
+    counts: dict[Any, int] = {}
+    for value in table.scan(row_filter=row_filter, selected_fields=(column,)).to_arrow()[column].to_pylist():
+        counts[value] = counts.get(value, 0) + 1
+    return counts
 
 
 def day_partition_stats(table: Table, since: date | None = None) -> dict[str, dict[str, int]]:

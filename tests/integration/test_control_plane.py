@@ -166,7 +166,7 @@ def test_streaming_checks_pass_on_a_healthy_stack_and_fail_past_a_threshold(stac
     assert set(failing) <= {("iceberg/raw/late_events", "freshness")}, failing
     assert healthy[("flink/streaming", "consumer_lag")].metadata["lag_events"].value >= 0
     observed = {e.asset_key.to_user_string() for e in result.asset_events if isinstance(e, dg.AssetObservation)}
-    assert {"iceberg/raw/http_events", "iceberg/speed/api_requests_per_minute"} <= observed
+    assert {"kafka/http_events", "iceberg/raw/http_events", "iceberg/speed/api_requests_per_minute"} <= observed
     # right after: the same results and tables are not recorded again
     again, repeated = evaluations(result.cursor)
     assert set(again) <= set(failing) and not any(isinstance(e, dg.AssetObservation) for e in repeated.asset_events)

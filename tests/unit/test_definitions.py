@@ -89,7 +89,7 @@ def test_each_mode_assembles_its_own_layer(mode_defs):
     graph, keys = _graph(defs)
     schedules = {s.name for s in defs.schedules}
     sensors = {s.name: s for s in defs.sensors}
-    assert {"observe_sources_schedule", "dbt_build_schedule", "table_maintenance_schedule"} <= schedules
+    assert {"dbt_build_schedule", "table_maintenance_schedule"} <= schedules
     assert set(sensors) == {"flink_jobs_on_failure", "streaming_on_staleness_or_lag"}
     assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in sensors.values())
     replayed = {name for name in REPLAYED if graph.get(keys[name]).is_materializable}

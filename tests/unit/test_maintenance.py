@@ -374,3 +374,10 @@ def test_appended_rows_count_the_appends_since_a_time_and_not_the_rewrites(lake:
     table = lake.table(HTTP_EVENTS)
     assert iceberg.appended_rows(table, since_ms) == 3
     assert iceberg.appended_rows(table, 0) == len(ALL_EVENTS) + 3
+
+
+def test_count_by_counts_the_rows_matching_a_filter_per_value(lake: Lake):
+    """How the late-rate check counts raw.late_events per window (here: raw events per path, one day)."""
+    table = lake.table(HTTP_EVENTS)
+    assert iceberg.count_by(table, "route", maintenance.day_filter("event_time", DAY1)) == {"/products": 6}
+    assert iceberg.count_by(table, "route", maintenance.day_filter("event_time", DAY0)) == {}
