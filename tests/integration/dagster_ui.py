@@ -255,12 +255,18 @@ def launch_backfill_from_ui(
     launch = page.get_by_role("dialog").filter(has_text="Launch runs to materialize")
     # notices before the launch dialog, each confirmed: "Are you sure?" (upstream assets not materialized yet),
     # "Additional assets will be materialized" (the other tables of a multi-asset)
+    # A notice can be re-rendered while it animates in (the page finishes loading behind it): its button then
+    # detaches under the click, so each click is short and the loop looks again.
     confirm = page.get_by_role("dialog").get_by_role("button", name="Confirm")
-    for _ in range(3):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         confirm.or_(launch).first.wait_for(timeout=ms)
         if launch.is_visible():
             break
-        confirm.first.click()
+        try:
+            confirm.first.click(timeout=5_000)
+        except PlaywrightTimeoutError:
+            continue
     launch.wait_for(timeout=ms)
     show_all = launch.get_by_role("button", name="Show all partitions")
     if show_all.is_visible():  # the dialog opens on the last 90 days only
