@@ -117,8 +117,13 @@ def prepare(settings: Settings) -> Path:
 
 
 def _random_cluster_id() -> str:
-    # KRaft cluster ids are 16 random bytes, base64url without padding (what StorageTool random-uuid prints)
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """16 random bytes, base64url without padding (what StorageTool random-uuid prints). Like Kafka's own
+    Uuid.randomUuid, never one that starts with "-": the storage tool would read it as an option (1 in 64
+    fresh installs failed with "argument --cluster-id/-t: expected one argument")."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def is_healthy(settings: Settings, timeout: float = 2.0) -> bool:
