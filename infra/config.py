@@ -115,7 +115,7 @@ class FlinkSection(_Section):
     rpc_port: Port = 6123
     rest_url: str | None = None
     taskmanager_slots: int = Field(default=2, ge=1)
-    jobmanager_memory: str = "896m"
+    jobmanager_memory: str = "768m"
     taskmanager_memory: str = "1536m"
     parallelism: int = Field(default=1, ge=1)
     checkpoint_interval_seconds: int = Field(default=10, ge=1)
