@@ -88,7 +88,10 @@ def render_config(settings: Settings) -> dict[str, Any]:
         "env.java.opts.all": _wheel_java_opts(settings),
         # the code cache sweeper kept making compiled methods not entrant (~20,000 per sweep) and the JIT compiled
         # them again, most of a core after half an hour under load; the cache (240 MB) holds all of them (~55 MB)
-        "env.java.opts.taskmanager": "-XX:-UseCodeCacheFlushing",
+        # ... and a JVM whose heap ran out ends (exit code 3) instead of running on with threads that died half-way;
+        # `make up` starts it again and the jobs restore from their latest checkpoint (README, "Out of memory")
+        "env.java.opts.taskmanager": "-XX:-UseCodeCacheFlushing -XX:+ExitOnOutOfMemoryError",
+        "env.java.opts.jobmanager": "-XX:+ExitOnOutOfMemoryError",
         "jobmanager.bind-host": f.host,
         "jobmanager.rpc.address": f.host,
         "jobmanager.rpc.port": f.rpc_port,

@@ -24,11 +24,14 @@ class Stack:
     settings: Settings
     up_seconds: float
 
-    def cli(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, timeout: float = 600, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """`python -m infra <args>` on this stack; `env` adds to (or overrides) its environment for this call."""
         return subprocess.run(
             [sys.executable, "-m", "infra", *args],
             cwd=REPO_ROOT,
-            env=self.env,
+            env={**self.env, **(env or {})},
             capture_output=True,
             text=True,
             timeout=timeout,

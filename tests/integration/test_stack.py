@@ -4,6 +4,7 @@ nothing behind."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -310,6 +311,85 @@ def test_counts_stay_exact_when_the_taskmanager_is_killed_and_a_replay_gives_the
     flink_jobs.stop(s, "streaming")
     flink_jobs.replay(s, "streaming", start_ms, end_ms)
     assert per_minute(s, service) == expected
+
+
+def _heap_filler(workdir: Path) -> Path:
+    """tests/integration/heap_filler/ built into a jar (javac and jar of the JDK on PATH)."""
+    source = Path(__file__).parent / "heap_filler"
+    out = workdir / "classes"
+    subprocess.run(["javac", "-d", str(out), str(source / "HeapFiller.java")], check=True, capture_output=True)
+    jar = workdir / "heap-filler.jar"
+    subprocess.run(
+        ["jar", "--create", "--file", str(jar), "--manifest", str(source / "MANIFEST.MF"), "-C", str(out), "."],
+        check=True,
+        capture_output=True,
+    )
+    return jar
+
+
+def test_a_taskmanager_out_of_heap_ends_and_comes_back_larger_from_its_checkpoint(stack, tmp_path):
+    """The recovery path of README "Out of memory": the TaskManager's heap runs out for real (an agent attached
+    to its JVM fills it), the JVM ends by itself (-XX:+ExitOnOutOfMemoryError) while events keep arriving;
+    `up` with a larger `flink.taskmanager_memory` starts a TaskManager of that size, the job restores from its
+    latest checkpoint, and every event is counted exactly once."""
+    s = stack.settings
+    service = f"oom-{uuid.uuid4().hex[:8]}"
+    first = [event(service, i) for i in range(200)]
+    produce(s, first)
+    wait_for(lambda: raw_count(s, service) == len(first) or None, 120, "the first events in raw.http_events")
+    job = flink_jobs.find_job(s, "streaming")
+    assert job is not None
+    group = stack.pids()["flink-taskmanager"]
+
+    def taskmanager_jvm() -> list[int]:  # the group's short-lived shells come and go meanwhile
+        found = []
+        for pid in _group_members(group):
+            with contextlib.suppress(OSError):
+                if "TaskManagerRunner" in Path(f"/proc/{pid}/cmdline").read_text():
+                    found.append(pid)
+        return found
+
+    java = taskmanager_jvm()
+    assert len(java) == 1, java
+    log_file = s.log_dir / "flink-taskmanager.log"
+    logged_before = log_file.stat().st_size
+
+    subprocess.run(["java", "-cp", str(_heap_filler(tmp_path)), "HeapFiller", str(java[0])], check=True, timeout=60)
+    wait_for(lambda: not _alive(java[0]) or None, 120, "the TaskManager to end on its own")
+    with open(log_file, "rb") as log:
+        log.seek(logged_before)
+        assert b"Terminating due to java.lang.OutOfMemoryError: Java heap space" in log.read()
+
+    second = [event(service, i) for i in range(200, 400)]
+    produce(s, second)  # while no TaskManager runs
+    larger = "1792m"
+    proc = stack.cli("up", env={"PIPELINE_FLINK__TASKMANAGER_MEMORY": larger}, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    def registered_sizes() -> list[int]:  # the JobManager forgets the dead one after its heartbeat timeout
+        managers = flink.rest(s, "GET", "/taskmanagers")["taskmanagers"]
+        return [
+            flink.rest(s, "GET", f"/taskmanagers/{m['id']}")["memoryConfiguration"]["totalProcessMemory"]
+            for m in managers
+        ]
+
+    wait_for(lambda: registered_sizes() == [1792 * 2**20] or None, 120, f"one TaskManager of {larger}")
+
+    events = first + second
+    expected = expected_per_minute(events)
+    wait_for(
+        lambda: raw_count(s, service) == len(events) and per_minute(s, service) == expected,
+        240,
+        "exact counts after the TaskManager came back",
+    )
+    time.sleep(6)  # a few more checkpoints: nothing may arrive twice
+    assert raw_count(s, service) == len(events)
+    assert per_minute(s, service) == expected
+    # the same job, restored from a checkpoint (not started afresh)
+    running = flink_jobs.find_job(s, "streaming")
+    assert running is not None and running["jid"] == job["jid"], (job, running)
+    restored = flink.rest(s, "GET", f"/jobs/{job['jid']}/checkpoints")["latest"]["restored"]
+    assert restored is not None and not restored["is_savepoint"], restored
 
 
 def test_a_var_of_the_flink_2_0_line_is_taken_over_without_reading_anything_twice(stack):
