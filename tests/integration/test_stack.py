@@ -333,6 +333,8 @@ def test_a_taskmanager_out_of_heap_ends_and_comes_back_larger_from_its_checkpoin
     `up` with a larger `flink.taskmanager_memory` starts a TaskManager of that size, the job restores from its
     latest checkpoint, and every event is counted exactly once."""
     s = stack.settings
+    # the job runs (a test before this one may have stopped it), from its own checkpoints
+    assert flink_jobs.deploy(s, "streaming").action in ("started", "recovered", "unchanged")
     service = f"oom-{uuid.uuid4().hex[:8]}"
     first = [event(service, i) for i in range(200)]
     produce(s, first)
