@@ -8,7 +8,8 @@ memory of every service (and the total), the streaming job's consumer lag, its r
 and TaskManager processes that changed), the size of its last checkpoint and of the RocksDB directory.
 
 What it judges:
-- every event landed: raw.http_events holds each of the soak's event ids exactly once;
+- every event landed: raw.http_events holds each of the soak's event ids exactly once, counted once the job has
+  read past the load's last event (it waits up to `--catch-up` seconds for that, and reports how long it took);
 - no restart: the job's restarts and the TaskManager's pid did not change over the run;
 - flat memory: the total resident memory's least-squares trend over the run's second half, in MiB per hour,
   and its highest reading against the 3 GiB goal;
@@ -41,6 +42,7 @@ from infra.services import flink, flink_jobs
 EVENTS = 10_000_000
 RATE = 4_000
 AFTER_SECONDS = 600
+CATCH_UP_SECONDS = 1800
 INTERVAL_SECONDS = 10.0
 MEMORY_GOAL_MIB = 3 * 1024
 DEFAULT_PLOT = REPO_ROOT / "var" / "bench" / "soak.png"
@@ -136,7 +138,17 @@ def _plot(samples: list[dict[str, Any]], load_end_t: float, path: Path) -> None:
     plt.close(fig)
 
 
-def run(events: int, rate: int, after: float, interval: float, plot: Path) -> dict[str, Any]:
+def _caught_up(samples: list[dict[str, Any]], position: int) -> float | None:
+    """The time of the first sample at which the job's committed position had reached `position`."""
+    for sample in samples:
+        if sample["lag"] is not None and sample["end"] - sample["lag"] >= position:
+            return float(sample["t"])
+    return None
+
+
+def run(
+    events: int, rate: int, after: float, interval: float, plot: Path, catch_up: float = CATCH_UP_SECONDS
+) -> dict[str, Any]:
     with stack.sandboxed("soak-") as st:
         service = f"soak-{int(time.time())}"
         started = time.time()
@@ -160,10 +172,21 @@ def run(events: int, rate: int, after: float, interval: float, plot: Path) -> di
             raise RuntimeError(f"bench.load failed (exit {load.returncode})")
         sent = json.loads(out.strip().splitlines()[-1])
         load_end_t = time.time() - started
+        load_end_position = _sample(st, started)["end"]
         until = time.time() + after
         while time.time() < until:
             time.sleep(interval)
             samples.append(_sample(st, started))
+        # the count judges what landed, not what is still on its way: first the job reads past the load's last
+        # event (its committed position, at most `catch_up` seconds more)
+        caught_up_t = _caught_up(samples, load_end_position)
+        deadline = time.time() + catch_up
+        while caught_up_t is None and time.time() < deadline:
+            time.sleep(interval)
+            samples.append(_sample(st, started))
+            caught_up_t = _caught_up(samples, load_end_position)
+            print(f"soak catching up: lag={samples[-1]['lag']}", file=sys.stderr, flush=True)
+        time.sleep(2 * st.settings.flink.checkpoint_interval_seconds)  # its last rows committed
         rows, distinct = _landed(st, service)
     second_half = [s for s in samples if s["t"] >= samples[-1]["t"] / 2]
     trend_mib_per_hour = _trend([(s["t"], s["total_rss_mib"]) for s in second_half]) * 3600
@@ -175,6 +198,8 @@ def run(events: int, rate: int, after: float, interval: float, plot: Path) -> di
         "every_event_once": rows == distinct == sent["sent"],
         "duration_s": round(samples[-1]["t"], 1),
         "after_load_s": round(after, 1),
+        # seconds from the load's end until the job had read past its last event (None: not within catch_up)
+        "caught_up_after_load_s": None if caught_up_t is None else round(caught_up_t - load_end_t, 1),
         "restarts": restarts,
         "taskmanager_processes": len(tm_pids),
         "no_restart": restarts == 0 and len(tm_pids) == 1 and all(s["state"] == "RUNNING" for s in samples[1:]),
@@ -209,13 +234,16 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=EVENTS)
     parser.add_argument("--rate", type=int, default=RATE)
     parser.add_argument("--after", type=float, default=AFTER_SECONDS, help="seconds to keep running after the load")
+    parser.add_argument(
+        "--catch-up", type=float, default=CATCH_UP_SECONDS, help="at most this long for the job to read the last event"
+    )
     parser.add_argument("--interval", type=float, default=INTERVAL_SECONDS)
     parser.add_argument("--plot", type=Path, default=DEFAULT_PLOT)
     parser.add_argument("--json", type=Path, help="also write the JSON (with every sample) here")
     args = parser.parse_args()
     if sorted(JOBS) != [JOB]:
         parser.error(f"the soak follows the one streaming job; the registry holds {sorted(JOBS)}")
-    result = run(args.events, args.rate, args.after, args.interval, args.plot)
+    result = run(args.events, args.rate, args.after, args.interval, args.plot, args.catch_up)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2))
