@@ -46,6 +46,7 @@ def dbt_vars(settings: Settings) -> dict[str, Any]:
         "funnel_routes": list(streaming.funnel_routes),
         "funnel_timeout_minutes": streaming.funnel_timeout_minutes,
         "lookaround_minutes": streaming.replay_lookahead_minutes,
+        "dedup_horizon_minutes": streaming.dedup_horizon_minutes,
     }
 
 

@@ -242,6 +242,69 @@ def test_a_broken_row_fails_the_matching_data_test(filled_lake: Lake) -> None:
         table.delete("event_id == 'broken-1'")
 
 
+def test_a_second_delivery_fails_the_uniqueness_test_only_within_the_dedup_horizon(
+    build: subprocess.CompletedProcess[str], filled_lake: Lake
+) -> None:
+    """A copy of an event appended to raw.http_events, ingested a minute after the newest row: within the stream's
+    de-duplication horizon, so `unique_within` fails (and only it). Ingested two hours later instead, the first
+    delivery lies outside the horizon, where the stream keeps a second delivery by design: the test passes."""
+    table = filled_lake.catalog().load_table("raw.http_events")
+    rows = table.scan().to_arrow()
+    newest = max(rows.column("ingested_at").to_pylist())
+    original = rows.filter(pa.compute.equal(rows.column("event_id"), "e42"))
+    assert original.num_rows == 1
+    column = original.schema.get_field_index("ingested_at")
+    try:
+        for later, fails in ((timedelta(minutes=1), True), (timedelta(hours=2), False)):
+            copy = original.set_column(column, original.schema.field(column), pa.array([newest + later]))
+            table.append(copy)
+            proc = dbt(filled_lake, "test", "--select", "stg_http_events")
+            failed = [line for line in proc.stdout.splitlines() if " FAIL " in line]
+            if fails:
+                assert len(failed) == 1 and "unique_within_stg_http_events_event_id" in failed[0], summary(proc)
+            else:
+                assert proc.returncode == 0 and not failed, summary(proc)
+            table.delete(f"event_id == 'e42' and ingested_at > '{newest.isoformat()}'")
+            table = filled_lake.catalog().load_table("raw.http_events")
+    finally:
+        table.delete(f"event_id == 'e42' and ingested_at > '{newest.isoformat()}'")
+
+
+def test_api_health_daily_recomputes_only_the_days_that_received_events(
+    build: subprocess.CompletedProcess[str], filled_lake: Lake
+) -> None:
+    """The incremental mart: an event of 2026-11-24 arriving after the build reopens that day (its request count
+    grows by one); 2026-11-25, which received nothing, is left as the previous build wrote it (marked here, and
+    the mark is still there). `--full-refresh` recomputes every day."""
+    database = str(filled_lake.root / "lake.duckdb")
+    count_of_day = "SELECT sum(request_count) FROM api_health_daily WHERE event_date = DATE '2026-11-24'"
+    with duckdb.connect(database) as con:
+        before = con.sql(count_of_day).fetchone()
+        assert before is not None and before[0] > 0
+        con.execute("UPDATE api_health_daily SET max_duration_ms = -1 WHERE event_date = DATE '2026-11-25'")
+    table = filled_lake.catalog().load_table("raw.http_events")
+    rows = table.scan().to_arrow()
+    newest = max(rows.column("ingested_at").to_pylist())
+    late = rows.filter(pa.compute.equal(rows.column("event_id"), "e42"))
+    for name, value in (("event_id", pa.array(["arrived-later"])), ("ingested_at", pa.array([newest + timedelta(1)]))):
+        late = late.set_column(late.schema.get_field_index(name), late.schema.field(name), value)
+    table.append(late)
+    try:
+        run = dbt(filled_lake, "run", "--select", "api_health_daily", "--vars", "{marts_reopen_minutes: 0}")
+        assert run.returncode == 0, summary(run)
+        with duckdb.connect(database, read_only=True) as con:
+            assert con.sql(count_of_day).fetchone() == (before[0] + 1,)
+            untouched = con.sql("SELECT DISTINCT max_duration_ms FROM api_health_daily WHERE event_date = '2026-11-25'")
+            assert untouched.fetchall() == [(-1,)]
+    finally:
+        table.delete("event_id == 'arrived-later'")
+        full = dbt(filled_lake, "run", "--select", "api_health_daily", "--full-refresh")
+        assert full.returncode == 0, summary(full)
+    with duckdb.connect(database, read_only=True) as con:
+        assert con.sql(count_of_day).fetchone() == before
+        assert -1 not in {r[0] for r in con.sql("SELECT max_duration_ms FROM api_health_daily").fetchall()}
+
+
 def test_dagster_materializes_a_day_partition_of_the_batch_layer(
     build: subprocess.CompletedProcess[str], filled_lake: Lake, monkeypatch: pytest.MonkeyPatch
 ) -> None:

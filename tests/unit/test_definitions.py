@@ -64,7 +64,7 @@ def test_the_lineage_reads_topic_jobs_tables_dbt(mode_defs):
     assert _parents(graph, keys, "dbt/stg_http_events") == {"iceberg/raw/http_events"}
     assert "dbt/api_health_daily" in keys and "dbt/serving_api_requests_per_minute" in keys
     checks = {c.name for c in graph.asset_check_keys}
-    assert "unique_stg_http_events_event_id" in checks
+    assert "unique_within_stg_http_events_event_id" in checks
     # the tables are partitioned by day, from dagster.first_day to the last complete day
     for name in REPLAYED | STREAMED_ONLY:
         partitions = graph.get(keys[name]).partitions_def
