@@ -1,5 +1,6 @@
 """`make bench`: run every benchmark in turn and print one JSON object per benchmark. The soak (bench/soak.py,
-about an hour) runs on its own: `python -m bench.soak`."""
+about an hour) and the de-duplication state benchmark (bench/dedup_state.py, about 20 minutes) run on their
+own: `python -m bench.soak`, `python -m bench.dedup_state`."""
 
 from __future__ import annotations
 

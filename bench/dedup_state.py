@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -84,9 +85,14 @@ def _source_records(settings: Settings, job_id: str) -> int | None:
 
 def _submit(settings: Settings, options: dict[str, str]) -> str:
     python = str(install.flink_python(settings))
+    # run from a folder of its own: `flink run -py` puts the file's folder first on sys.path, and bench/ holds a
+    # platform.py that would shadow the standard library's
+    job_file = settings.var_dir / "tmp" / JOB_FILE.name
+    job_file.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(JOB_FILE, job_file)
     argv = [
         "bash", str(install.pyflink_dir(settings) / "bin" / "flink"), "run", "--detached",
-        *flink.cli_target(settings), "-py", str(JOB_FILE), "-pyclientexec", python, "-pyexec", python,
+        *flink.cli_target(settings), "-py", str(job_file), "-pyclientexec", python, "-pyexec", python,
         *(f"{k}={v}" for k, v in options.items()),
     ]  # fmt: skip
     proc = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **flink.flink_env(settings)})
