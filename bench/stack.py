@@ -83,18 +83,47 @@ def _proc_stat(pid: int) -> tuple[float, float]:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS, rss_pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def _pss_mib(pid: int) -> float:
+    """Proportional set size of one process in MiB: its resident pages, each shared page divided among the
+    processes that map it (summed over processes, the memory they take together; RSS counts shared pages once
+    per process, a forked child's twice)."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, IndexError, ValueError):
+        pass
+    return 0.0
+
+
+# Dagster runs (the run worker `dagster api execute_run` and the dbt it starts) are children of the code server:
+# counted apart, as `dagster-runs`, they show what the services hold and what a run adds while it lasts
+RUNS = "dagster-runs"
+_RUN_MARKERS = (b"execute_run", b"execute_step", b"/dbt\x00")
+
+
+def _is_run(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return any(marker in cmdline for marker in _RUN_MARKERS)
+
+
 def service_usage(var_dir: Path) -> dict[str, dict[str, float]]:
-    """Per service: CPU seconds so far and resident MiB, summed over its process group (the TaskManager's Python
-    workers count with it)."""
+    """Per service: CPU seconds so far, resident and proportional MiB, summed over its process group (the
+    TaskManager's Python workers count with it); the code server's Dagster runs under `dagster-runs`."""
     usage: dict[str, dict[str, float]] = {}
     for name, leader in service_pids(var_dir).items():
-        cpu = rss = 0.0
         for pid in _group_members(leader):
+            owner = RUNS if name == "dagster-code-server" and _is_run(pid) else name
             c, r = _proc_stat(pid)
-            cpu += c
-            rss += r
-        usage[name] = {"cpu_s": round(cpu, 2), "rss_mib": round(rss, 1)}
-    return usage
+            totals = usage.setdefault(owner, {"cpu_s": 0.0, "rss_mib": 0.0, "pss_mib": 0.0})
+            totals["cpu_s"] += c
+            totals["rss_mib"] += r
+            totals["pss_mib"] += _pss_mib(pid)
+    usage.setdefault(RUNS, {"cpu_s": 0.0, "rss_mib": 0.0, "pss_mib": 0.0})
+    return {name: {k: round(v, 2 if k == "cpu_s" else 1) for k, v in u.items()} for name, u in usage.items()}
 
 
 def python_worker_cpu(var_dir: Path) -> float:

@@ -70,7 +70,7 @@ class DbtSection(_Section):
     """How dbt's DuckDB runs (infra/analytics.py passes these to dbt/profiles.yml)."""
 
     # DuckDB's own buffer limit; it spills to var/dbt/lake.duckdb.tmp beyond it. Not all of the process: leave headroom
-    memory_limit: str = "6g"
+    memory_limit: str = "1g"
     threads: int = Field(default=2, ge=1)
 
     _memory = field_validator("memory_limit")(_check_memory)

@@ -43,9 +43,9 @@ daily as (
         count(*) filter (where is_client_error) as client_error_count,
         count(*) filter (where is_bot) as bot_request_count,
         count(distinct user_key) as distinct_users,
-        quantile_cont(duration_ms, 0.5) as p50_duration_ms,
-        quantile_cont(duration_ms, 0.95) as p95_duration_ms,
-        quantile_cont(duration_ms, 0.99) as p99_duration_ms,
+        -- one exact quantile aggregate for the three: each keeps every duration of its group in memory, beyond
+        -- dbt.memory_limit (three of them held three copies: 350 MiB for a day of 14 million events)
+        quantile_cont(duration_ms, [0.5, 0.95, 0.99]) as duration_quantiles,
         max(duration_ms) as max_duration_ms,
         max(ingested_at) as last_ingested_at
 
@@ -66,9 +66,9 @@ final as (
         server_error_count / request_count as server_error_rate,
         bot_request_count / request_count as bot_share,
         distinct_users,
-        p50_duration_ms,
-        p95_duration_ms,
-        p99_duration_ms,
+        duration_quantiles[1] as p50_duration_ms,
+        duration_quantiles[2] as p95_duration_ms,
+        duration_quantiles[3] as p99_duration_ms,
         max_duration_ms,
         last_ingested_at
 
