@@ -96,10 +96,11 @@ def _pss_mib(pid: int) -> float:
     return 0.0
 
 
-# Dagster runs (the run worker `dagster api execute_run` and the dbt it starts) are children of the code server:
-# counted apart, as `dagster-runs`, they show what the services hold and what a run adds while it lasts
+# Dagster runs (the run worker, which the code server starts as a `multiprocessing` spawn, and the dbt it starts)
+# are children of the code server: counted apart, as `dagster-runs`, they show what the services hold and what a
+# run adds while it lasts
 RUNS = "dagster-runs"
-_RUN_MARKERS = (b"execute_run", b"execute_step", b"/dbt\x00")
+_RUN_MARKERS = (b"spawn_main", b"execute_run", b"execute_step", b"/dbt\x00")
 
 
 def _is_run(pid: int) -> bool:
