@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from bench import catalog, control_plane, dbt, interceptor, platform, streaming, throughput, udf
+from bench import catalog, control_plane, dbt, dbt_memory, interceptor, platform, streaming, throughput, udf
 
 
 def main() -> None:
@@ -18,6 +18,7 @@ def main() -> None:
         "throughput": {k: v for k, v in throughput.run().items() if k != "timeline"},
         "udf": udf.run(),
         "dbt": dbt.run(),
+        "dbt_memory": dbt_memory.run(),
         "control_plane": control_plane.run(),
     }
     print(json.dumps(results, indent=2))
