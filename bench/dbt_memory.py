@@ -6,7 +6,7 @@ them within the de-duplication horizon (the window `unique_within` reads) and on
 `api_health_daily` recomputes): what an hourly build sees after an hour at `--events`/3,600 events/s. Then, for
 each limit in `--limits`, the pipeline's own runner (`python -m infra dbt build`, what Dagster runs) builds twice
 into a fresh DuckDB file: the first build creates the incremental models, the second reopens the day. The bench
-samples the resident memory of the runner and every process it starts (dbt, DuckDB inside it) every 0.2 s.
+samples the resident memory of the runner's process group (the runner, dbt, DuckDB inside it) every 0.2 s.
 
 Ratios: each limit's peak over the peak of the first limit; each peak above an empty lake's build (the same
 runner over 1,000 events).
@@ -20,49 +20,26 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from bench import stack
 from bench.dbt import _hour_of_traffic
 from bench.streaming import _sandbox
 from infra import iceberg
 from infra.config import REPO_ROOT, Settings
+from infra.process import _group_members
 
 EVENTS = 14_400_000
 LIMITS = ("6g", "1g", "256m")
 HOURS = 4  # the events are written as this many hours of bench.dbt's day (its generator's ids are per hour)
 SAMPLE_SECONDS = 0.2
-
-
-def _children() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                parent = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(parent, []).append(int(entry))
-    return children
-
-
-def _tree_rss_mib(root: int) -> float:
-    """Resident MiB of `root` and every process under it."""
-    children, todo, total = _children(), [root], 0
-    while todo:
-        pid = todo.pop()
-        todo.extend(children.get(pid, []))
-        try:
-            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        except (OSError, IndexError, ValueError):
-            continue
-    return total / 2**20
 
 
 def _build(limit: str, horizon_minutes: int) -> dict[str, Any]:
@@ -71,14 +48,14 @@ def _build(limit: str, horizon_minutes: int) -> dict[str, Any]:
     started = time.monotonic()
     proc = subprocess.Popen(
         [sys.executable, "-m", "infra", "dbt", "build", "--vars", f"{{dedup_horizon_minutes: {horizon_minutes}}}"],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )  # fmt: skip
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout or []), daemon=True)
     reader.start()
     peak = 0.0
     while proc.poll() is None:
-        peak = max(peak, _tree_rss_mib(proc.pid))
+        peak = max(peak, sum(stack._proc_stat(pid)[1] for pid in _group_members(proc.pid)))
         time.sleep(SAMPLE_SECONDS)
     reader.join()
     if proc.returncode != 0:
@@ -116,8 +93,11 @@ def run(events: int = EVENTS, limits: tuple[str, ...] = LIMITS) -> dict[str, Any
                 "peak_rss_mib": max(first["peak_rss_mib"], again["peak_rss_mib"]),
             }
             print(f"memory_limit {limit}: {builds[limit]['peak_rss_mib']} MiB at most", file=sys.stderr, flush=True)
-            for leftover in database.parent.glob("lake.duckdb*"):
-                subprocess.run(["rm", "-rf", str(leftover)], check=True)
+            for leftover in database.parent.glob("lake.duckdb*"):  # the file, its WAL and its spill folder
+                if leftover.is_dir():
+                    shutil.rmtree(leftover)
+                else:
+                    leftover.unlink()
     reference = builds[limits[0]]["peak_rss_mib"]
     return {
         "events_in_the_hour": events,
