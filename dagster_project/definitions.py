@@ -33,6 +33,10 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         ],
         asset_checks=[streaming_checks],
         jobs=[observe_sources_job, table_maintenance_job],
+        # every step of a run in the run worker itself: the default executor starts a process per step, each
+        # loading the whole code location again (~250 MiB beside the worker) for steps that are one dbt
+        # invocation, one Flink submission or one replay; dbt runs its models in parallel itself (dbt.threads)
+        executor=dg.in_process_executor,
         schedules=build_schedules(settings, days),
         sensors=build_sensors(settings),
         resources={
