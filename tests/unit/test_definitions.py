@@ -168,3 +168,12 @@ def test_the_stacks_code_server_serves_the_location_workspace_yaml_names(tmp_pat
     assert code_server.argv[code_server.argv.index("-m") + 1] == service.CODE_MODULE
     for proc in (webserver, daemon):
         assert proc.argv[proc.argv.index("-w") + 1] == str(service.workspace_file(settings))
+
+
+def test_every_job_runs_its_steps_in_the_run_worker(mode_defs):
+    # a process per step would load the whole code location again beside the run worker (README, "Measured")
+    _, defs = mode_defs
+    names = [job.name for job in defs.resolve_all_job_defs()]
+    assert "dbt_build_job" in names
+    for name in names:
+        assert defs.resolve_job_def(name).executor_def.name == dg.in_process_executor.name, name

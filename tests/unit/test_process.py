@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import sys
+import time
 
 import pytest
 
@@ -92,3 +93,24 @@ def test_unhealthy_service_is_stopped_with_its_log(tmp_path):
 def test_free_port_is_free():
     port = free_port()
     ensure_port_free(PortSpec("127.0.0.1", port, "demo.port"))
+
+
+def _environment_of(tmp_path, monkeypatch, name, set_outside=None):
+    if set_outside is None:
+        monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    else:
+        monkeypatch.setenv("MALLOC_ARENA_MAX", set_outside)
+    out = tmp_path / f"{name}.env"
+    code = f"import os, pathlib; pathlib.Path({str(out)!r}).write_text(os.environ.get('MALLOC_ARENA_MAX', '-'))"
+    proc = _proc(tmp_path, name=name, argv=[sys.executable, "-c", code])
+    proc.start()
+    deadline = time.monotonic() + 10
+    while not (out.exists() and out.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.stop()
+    return out.read_text()
+
+
+def test_services_run_with_two_malloc_arenas_unless_the_environment_says_otherwise(tmp_path, monkeypatch):
+    assert _environment_of(tmp_path, monkeypatch, "default") == "2"
+    assert _environment_of(tmp_path, monkeypatch, "chosen", set_outside="4") == "4"
