@@ -2,7 +2,8 @@
 
     up [COMPONENT ...]     install what is missing, start the components (default: all), print the URLs
     down [COMPONENT ...]   stop them (Flink jobs with a savepoint first)
-    status                 what runs, where, and its health
+    status [--json]        what runs, where, its health, restarts and last exit; exit 0 when healthy,
+                           1 when something that should run does not (or does not answer), 3 when stopped
     install [--browser]    only install (Flink venv, Kafka and connector jars; --browser: also Debian's
                            Chromium for the browser tests, what `make test` runs)
     clean                  stop everything and delete all state (var/ and the catalog's data)
@@ -28,7 +29,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from flink_jobs import JOBS
-from infra import analytics, iceberg, install, logs, maintenance
+from infra import analytics, iceberg, install, logs, maintenance, supervision
+from infra import status as stack_status
 from infra.config import ConfigError, Settings, load_settings
 from infra.logs import get_logger
 from infra.process import ServiceError
@@ -63,6 +65,7 @@ def _deploy(settings: Settings, job: str) -> None:
 def up(settings: Settings, components: list[str]) -> None:
     chosen = _selected(components)
     _step("install", lambda: install.install_all(settings))
+    _step("supervisor", lambda: supervision.ensure_supervisor(settings))
     if "kafka" in chosen:
         _step("kafka", lambda: kafka.start(settings))
         _step("topic", lambda: kafka.ensure_topic(settings))
@@ -108,6 +111,7 @@ def down(settings: Settings, components: list[str]) -> None:
         except Exception as exc:  # keep stopping the rest; report at the end
             log.error("stop_failed", component=component, error=str(exc)[:300])
             failures.append(component)
+    supervision.stop_supervisor(settings)  # once nothing should run any more
     if failures:
         raise ServiceError(f"could not stop cleanly: {', '.join(failures)} (see the log lines above)")
 
@@ -131,80 +135,12 @@ def urls(settings: Settings) -> str:
     return "\n".join(lines)
 
 
-def status(settings: Settings) -> int:
-    rows: list[tuple[str, str, str, str]] = []
-
-    def check(name: str, running: bool | None, where: str, health: Callable[[], str]) -> None:
-        if running is False:
-            rows.append((name, "stopped", where, "-"))
-            return
-        try:
-            rows.append((name, "running" if running else "external", where, health()))
-        except Exception as exc:
-            rows.append((name, "running" if running else "external", where, f"unhealthy: {str(exc)[:80]}"))
-
-    k_running = kafka.process(settings).is_running() if settings.kafka.mode == "embedded" else None
-    check(
-        "kafka",
-        k_running,
-        settings.kafka.servers,
-        lambda: f"ok, topic {settings.kafka.topic} end offsets {sum(kafka.topic_end_offsets(settings).values())}",
-    )
-    if settings.embedded_postgres:
-        pg = postgres.process(settings)
-        check(
-            pg.name,
-            pg.is_running(),
-            f"{settings.postgres.host}:{settings.postgres.port}",
-            lambda: "ok" if postgres.is_healthy(settings) else "not answering",
-        )
-    for proc in flink.processes(settings) if settings.flink.mode == "embedded" else []:
-        check(
-            proc.name,
-            proc.is_running(),
-            settings.flink.url,
-            lambda: "ok, {taskmanagers} TaskManager(s), {jobs-running} job(s) running".format(
-                **flink.overview(settings)
-            ),
-        )
-    if settings.flink.mode == "remote":
-        check(
-            "flink",
-            None,
-            settings.flink.url,
-            lambda: "ok" if flink.is_healthy(settings) else "no TaskManager",
-        )
-    cluster_up = settings.flink.mode == "remote" or flink.processes(settings)[0].is_running()
-    for job in DEFAULT_JOBS:
-        try:
-            found = flink_jobs.find_job(settings, job) if cluster_up else None
-            running = bool(found and found["state"] == "RUNNING")
-            state = found["state"].lower() if found else "stopped"
-            rows.append((f"job {job}", state, "flink", f"ok ({found['jid']})" if found and running else "-"))
-        except Exception as exc:
-            rows.append((f"job {job}", "unknown", "flink", f"unhealthy: {str(exc)[:80]}"))
-    code_server, *dagster_web = dagster.processes(settings)
-    check(
-        code_server.name,
-        code_server.is_running(),
-        f"{settings.dagster.host}:{settings.dagster.code_server_port}",
-        lambda: "ok" if dagster.code_server_answers(settings) else "not answering",
-    )
-    web_services = [
-        (dagster_web, f"http://{settings.dagster.host}:{settings.dagster.port}", dagster.is_healthy),
-        (demo.processes(settings), f"http://{settings.demo.host}:{settings.demo.port}", demo.is_healthy),
-    ]
-    for procs, url, healthy in web_services:
-
-        def answer(healthy: Callable[[Settings], bool] = healthy) -> str:
-            return "ok" if healthy(settings) else "not answering"
-
-        for proc in procs:
-            check(proc.name, proc.is_running(), url, answer)
-    width = max(len(r[0]) for r in rows)
-    for name, state, where, health in rows:
-        print(f"{name:<{width}}  {state:<8}  {where:<28}  {health}")
-    return 0
+def status(settings: Settings, as_json: bool = False) -> int:
+    """Print the stack's report; exit 0 when healthy, 1 when something that should run does not or does not
+    answer, 3 when nothing should run (infra/status.py)."""
+    report = stack_status.collect(settings)
+    print(json.dumps(report, indent=2) if as_json else stack_status.render(report))
+    return stack_status.exit_code(report)
 
 
 def _at_least(minimum: float, cast: Callable[[str], float]) -> Callable[[str], float]:
@@ -281,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("up", "down"):
         p = sub.add_parser(name)
         p.add_argument("components", nargs="*", metavar="COMPONENT")
-    sub.add_parser("status")
+    p = sub.add_parser("status", help="what runs and whether it is healthy (exit 0 healthy, 1 not, 3 stopped)")
+    p.add_argument("--json", action="store_true", help="the report as JSON")
     p = sub.add_parser("install", help="only install what the services need")
     p.add_argument(
         "--browser", action="store_true", help="also Debian's Chromium for the browser tests (apt-get, as root)"
@@ -307,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "down":
             down(settings, args.components)
         elif args.command == "status":
-            return status(settings)
+            return status(settings, as_json=args.json)
         elif args.command == "install":
             install.install_all(settings, browser=args.browser)
         elif args.command == "clean":

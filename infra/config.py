@@ -121,6 +121,13 @@ class FlinkSection(_Section):
     checkpoint_interval_seconds: int = Field(default=10, ge=1)
     python_execution_mode: Literal["process", "thread"] = "thread"
     submit_timeout_seconds: int = Field(default=180, ge=10)
+    # how Flink restarts a job whose task failed (exponential delay): the first wait, each next one times the
+    # multiplier up to the maximum, with +/- jitter; back to the first wait after running this long without one
+    restart_initial_backoff_seconds: float = Field(default=1.0, gt=0)
+    restart_max_backoff_seconds: float = Field(default=60.0, gt=0)
+    restart_backoff_multiplier: float = Field(default=1.5, ge=1)
+    restart_jitter: float = Field(default=0.1, ge=0, le=1)
+    restart_reset_backoff_minutes: int = Field(default=60, ge=1)
 
     _ports = field_validator("rest_port", "rpc_port")(_check_port)
     _memory = field_validator("jobmanager_memory", "taskmanager_memory")(_check_memory)
@@ -195,6 +202,10 @@ class DagsterSection(_Section):
     maintenance_cron: str = "0 3 * * *"
     # how often the sensors look at the Flink jobs and at the lag and freshness of the pipeline
     health_interval_seconds: int = Field(default=30, ge=5)
+    # a Flink job that should run but is not RUNNING (restarting, no TaskManager or free slot, gone) for longer
+    # fails its `running` check; the sensor leaves the first this-many seconds after a JobManager restart to the
+    # supervisor, which resubmits the jobs itself
+    unhealthy_after_seconds: int = Field(default=120, ge=10)
     checks_interval_seconds: int = Field(default=60, ge=10)
 
     _port = field_validator("port", "code_server_port")(_check_port)
@@ -212,6 +223,30 @@ class ChecksSection(_Section):
     max_dead_letter_rate: float = Field(default=0.01, ge=0, le=1)
     max_late_rate: float = Field(default=0.01, ge=0, le=1)
     rate_window_minutes: int = Field(default=60, ge=1)
+
+
+class SupervisorSection(_Section):
+    """How the supervisor (infra/supervisor.py) brings back a process of the stack that ended on its own."""
+
+    # the wait before the first restart; each restart that follows within `reset_after_seconds` waits
+    # `backoff_multiplier` times longer, up to `max_backoff_seconds`
+    initial_backoff_seconds: float = Field(default=1.0, gt=0)
+    max_backoff_seconds: float = Field(default=60.0, gt=0)
+    backoff_multiplier: float = Field(default=2.0, ge=1)
+    # a service that ran this long since its last start is back to the initial wait
+    reset_after_seconds: int = Field(default=300, ge=1)
+    # at most this many restarts of one service within `budget_minutes`: one more and the supervisor gives up on
+    # it (a named alarm in its log, `make status` and Dagster) until the next `make up`
+    restart_budget: int = Field(default=5, ge=1)
+    budget_minutes: int = Field(default=15, ge=1)
+    # how often it looks at its processes (it is their parent: an exit is seen at the next look)
+    poll_interval_seconds: float = Field(default=1.0, ge=0.1, le=30)
+
+    @model_validator(mode="after")
+    def _max_at_least_initial(self) -> SupervisorSection:
+        if self.max_backoff_seconds < self.initial_backoff_seconds:
+            raise ValueError("supervisor.max_backoff_seconds must be at least supervisor.initial_backoff_seconds")
+        return self
 
 
 class DemoSection(_Section):
@@ -280,6 +315,7 @@ class Settings(BaseSettings):
     dagster: DagsterSection = DagsterSection()
     dbt: DbtSection = DbtSection()
     checks: ChecksSection = ChecksSection()
+    supervisor: SupervisorSection = SupervisorSection()
     demo: DemoSection = DemoSection()
     interceptor: InterceptorSection = InterceptorSection()
     traffic: TrafficSection = TrafficSection()

@@ -53,6 +53,9 @@ class ManagedProcess:
     env: dict[str, str] = field(default_factory=dict)
     cwd: Path | None = None
     health: Callable[[], bool] | None = None
+    # a line the process logs once it is ready, looked for in what it logged since its start: tells this start
+    # from an earlier one where the health check alone cannot (a JobManager still lists a TaskManager that died)
+    ready_line: str | None = None
     start_timeout: float = 120.0
     stop_timeout: float = 30.0
 
@@ -76,15 +79,25 @@ class ManagedProcess:
         return self.pid() is not None
 
     def start(self) -> int:
+        """Start the service and wait until it is healthy (or fail with the end of its log); a running service is
+        left alone. The supervisor (infra/supervisor.py) starts the platform's services this way."""
         running = self.pid()
         if running is not None:
             log.info("already_running", service=self.name, pid=running)
             return running
+        proc, offset = self.spawn()
+        self.await_healthy(proc, offset)
+        return proc.pid
+
+    def spawn(self) -> tuple[subprocess.Popen[bytes], int]:
+        """Start the process (ports checked first) and record its PID; do not wait. Returns the process and the
+        size its log had before, where `await_healthy` looks for `ready_line`."""
         for spec in self.ports:
             ensure_port_free(spec)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         env = {**MALLOC_ENV, **os.environ, **self.env}
+        offset = self.log_file.stat().st_size if self.log_file.exists() else 0
         with open(self.log_file, "ab") as out:
             proc = subprocess.Popen(
                 list(self.argv),
@@ -99,23 +112,40 @@ class ManagedProcess:
         record = {"pid": proc.pid, "start_ticks": _started_at(proc.pid), "argv": list(self.argv)}
         self.pid_file.write_text(json.dumps(record))
         log.info("starting", service=self.name, pid=proc.pid, log=str(self.log_file))
-        if self.health is not None:
+        return proc, offset
+
+    def await_healthy(self, proc: subprocess.Popen[bytes], log_offset: int = 0) -> None:
+        """Wait until the health check passes and `ready_line` is in the log written since `log_offset`; on
+        timeout or exit, stop the process and fail with the last lines of its log."""
+        checks = [c for c in (self.health, self._ready_line_check(log_offset)) if c is not None]
+        if checks:
             try:
                 wait_until(
-                    self.health,
+                    lambda: all(check() for check in checks),
                     timeout=self.start_timeout,
                     what=f"{self.name} to become healthy",
                     alive=lambda: proc.poll() is None,
                 )
-            except ServiceError:
+            except ServiceError as exc:
                 tail = _tail(self.log_file)
                 self.stop()
                 raise ServiceError(
-                    f"{self.name} did not become healthy within {self.start_timeout:.0f}s; "
+                    f"{self.name} did not become healthy within {self.start_timeout:.0f}s ({exc}); "
                     f"last lines of {self.log_file}:\n{tail}"
                 ) from None
         log.info("started", service=self.name, pid=proc.pid)
-        return proc.pid
+
+    def _ready_line_check(self, offset: int) -> Callable[[], bool] | None:
+        if self.ready_line is None:
+            return None
+        marker = self.ready_line.encode()
+
+        def logged() -> bool:
+            with open(self.log_file, "rb") as handle:
+                handle.seek(offset)
+                return marker in handle.read()
+
+        return logged
 
     def stop(self) -> bool:
         """Stop the whole process group: SIGTERM, then SIGKILL after `stop_timeout`."""
@@ -123,19 +153,26 @@ class ManagedProcess:
         if pid is None:
             self.pid_file.unlink(missing_ok=True)
             return False
-        _signal_group(pid, signal.SIGTERM)
-        deadline = time.monotonic() + self.stop_timeout
-        while time.monotonic() < deadline and _group_alive(pid):
-            time.sleep(0.2)
-        if _group_alive(pid):
-            log.warning("kill", service=self.name, pid=pid, reason="did not stop after SIGTERM")
-            _signal_group(pid, signal.SIGKILL)
-            end = time.monotonic() + 10
-            while time.monotonic() < end and _group_alive(pid):
-                time.sleep(0.1)
+        self.end_group(pid)
         self.pid_file.unlink(missing_ok=True)
         log.info("stopped", service=self.name, pid=pid)
         return True
+
+    def end_group(self, pgid: int) -> None:
+        """End what is left of the process group `pgid`: SIGTERM, then SIGKILL after `stop_timeout` (also what
+        a service whose first process died left behind, before it is started again)."""
+        if not _group_alive(pgid):
+            return
+        _signal_group(pgid, signal.SIGTERM)
+        deadline = time.monotonic() + self.stop_timeout
+        while time.monotonic() < deadline and _group_alive(pgid):
+            time.sleep(0.2)
+        if _group_alive(pgid):
+            log.warning("kill", service=self.name, pid=pgid, reason="did not stop after SIGTERM")
+            _signal_group(pgid, signal.SIGKILL)
+            end = time.monotonic() + 10
+            while time.monotonic() < end and _group_alive(pgid):
+                time.sleep(0.1)
 
 
 def _reset_signals() -> None:
@@ -243,3 +280,15 @@ def _tail(path: Path, lines: int = 25) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
+
+
+def describe_exit(returncode: int | None) -> str:
+    """How a process ended, from its return code (negative: the signal that ended it)."""
+    if returncode is None:
+        return "unknown"
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exit code {returncode}"

@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from infra import supervision
 from infra.config import REPO_ROOT, Settings
 from infra.process import ManagedProcess, PortSpec, ServiceError
 
@@ -145,9 +146,9 @@ def start(settings: Settings) -> None:
         if done.returncode != 0:
             raise ServiceError(f"setting Dagster's pool {pool} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
     for proc in processes(settings):
-        proc.start()
+        supervision.run(settings, proc)
 
 
 def stop(settings: Settings) -> None:
     for proc in reversed(processes(settings)):
-        proc.stop()
+        supervision.stop(settings, proc)

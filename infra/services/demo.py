@@ -6,6 +6,7 @@ import sys
 
 import httpx
 
+from infra import supervision
 from infra.config import REPO_ROOT, Settings
 from infra.process import ManagedProcess, PortSpec
 
@@ -45,16 +46,16 @@ def processes(settings: Settings) -> list[ManagedProcess]:
 
 
 def start_app(settings: Settings) -> None:
-    app_process(settings).start()
+    supervision.run(settings, app_process(settings))
 
 
 def start_traffic(settings: Settings) -> None:
-    traffic_process(settings).start()
+    supervision.run(settings, traffic_process(settings))
 
 
 def stop_app(settings: Settings) -> None:
-    app_process(settings).stop()
+    supervision.stop(settings, app_process(settings))
 
 
 def stop_traffic(settings: Settings) -> None:
-    traffic_process(settings).stop()
+    supervision.stop(settings, traffic_process(settings))

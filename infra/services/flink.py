@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 import httpx
 import yaml
 
+from infra import supervision
 from infra.config import Settings
 from infra.install import flink_python, jar_dir, pyflink_dir
 from infra.logs import get_logger
@@ -97,6 +98,20 @@ def render_config(settings: Settings) -> dict[str, Any]:
         "jobmanager.rpc.port": f.rpc_port,
         "jobmanager.memory.process.size": f.jobmanager_memory,
         "jobmanager.execution.failover-strategy": "region",
+        # a process that died is noticed by the others within 20 s instead of Flink's 50: the JobManager fails the
+        # tasks of a dead TaskManager over sooner, and a TaskManager whose JobManager was started again registers
+        # with the new one sooner (measured: 41 s after a JobManager's SIGKILL with the defaults)
+        "heartbeat.interval": "5 s",
+        "heartbeat.timeout": "20 s",
+        "cluster.registration.max-timeout": "5 s",
+        # a failed task restarts its job after a wait that grows while failures follow each other (a broker or the
+        # catalog away for minutes is not hammered), from the job's last checkpoint
+        "restart-strategy.type": "exponential-delay",
+        "restart-strategy.exponential-delay.initial-backoff": f"{int(f.restart_initial_backoff_seconds * 1000)} ms",
+        "restart-strategy.exponential-delay.max-backoff": f"{int(f.restart_max_backoff_seconds * 1000)} ms",
+        "restart-strategy.exponential-delay.backoff-multiplier": f.restart_backoff_multiplier,
+        "restart-strategy.exponential-delay.jitter-factor": f.restart_jitter,
+        "restart-strategy.exponential-delay.reset-backoff-threshold": f"{f.restart_reset_backoff_minutes} min",
         "taskmanager.bind-host": f.host,
         "taskmanager.host": f.host,
         "taskmanager.numberOfTaskSlots": f.taskmanager_slots,
@@ -234,6 +249,8 @@ def _processes(settings: Settings) -> list[ManagedProcess]:
         run_dir=settings.run_dir,
         env=env,
         health=lambda: is_healthy(settings),
+        # a JobManager lists a TaskManager that died until its heartbeat times out: this one's own registration
+        ready_line="Successful registration at resource manager",
         start_timeout=90,
     )
     return [jobmanager, taskmanager]
@@ -246,13 +263,13 @@ def start(settings: Settings) -> None:
         return
     prepare(settings)
     for proc in _processes(settings):
-        proc.start()
+        supervision.run(settings, proc)
 
 
 def stop(settings: Settings) -> None:
     if settings.flink.mode == "embedded":
         for proc in reversed(_processes(settings)):
-            proc.stop()
+            supervision.stop(settings, proc)
 
 
 def cli_target(settings: Settings) -> list[str]:

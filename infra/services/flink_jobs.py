@@ -364,17 +364,18 @@ def deploy(settings: Settings, name: str) -> DeployResult:
         return _start_from_latest(settings, name)
 
 
-def recover(settings: Settings, name: str) -> DeployResult:
+def recover(settings: Settings, name: str, *, by: str = "dagster", reason: str = "no active run") -> DeployResult:
     """Start the job from its latest checkpoint if it should run and has no active run on the cluster (cancelled
-    by hand, failed beyond Flink's own restarts); judged under the job's lock, so a job stopped on purpose or
-    deployed meanwhile is left as it is ("stopped" / "unchanged")."""
+    by hand, failed beyond Flink's own restarts, a JobManager that was started again); judged under the job's
+    lock, so a job stopped on purpose or deployed meanwhile is left as it is ("stopped" / "unchanged"). `by` and
+    `reason` go into the job's state (`last_recovery`), which Dagster's sensor records."""
     with job_lock(settings, name):
         if not should_run(settings, name):
             return DeployResult(name, "stopped", "")
         running = find_job(settings, name)
         if running is not None:
             return DeployResult(name, "unchanged", running["jid"])
-        return _start_from_latest(settings, name)
+        return _start_from_latest(settings, name, by=by, reason=reason)
 
 
 def busy(settings: Settings, name: str) -> bool:
@@ -447,7 +448,9 @@ def take_over_legacy_jobs(settings: Settings, name: str) -> dict[str, Any] | Non
     return taken
 
 
-def _start_from_latest(settings: Settings, name: str) -> DeployResult:
+def _start_from_latest(
+    settings: Settings, name: str, *, by: str = "deploy", reason: str = "it should run and had no active run"
+) -> DeployResult:
     """Start the job from its newest savepoint or retained checkpoint. When it should have been running (nobody
     stopped it: cancelled by hand, failed for good, a cluster that went away) that is a recovery, counted."""
     lost = should_run(settings, name)
@@ -458,8 +461,9 @@ def _start_from_latest(settings: Settings, name: str) -> DeployResult:
     job_id = _start(settings, name, restore_from=restore)
     if not lost:
         return DeployResult(name, "started", job_id, restore)
-    _write_state(settings, name, recoveries=recoveries + 1, recovered_at=time.time())
-    log.warning("job_recovered", job=name, job_id=job_id, restored_from=restore or "none")
+    recovery = {"by": by, "reason": reason, "at": time.time(), "job_id": job_id, "restored_from": restore}
+    _write_state(settings, name, recoveries=recoveries + 1, recovered_at=recovery["at"], last_recovery=recovery)
+    log.warning("job_recovered", job=name, job_id=job_id, restored_from=restore or "none", by=by, reason=reason)
     return DeployResult(name, "recovered", job_id, restore)
 
 
@@ -477,12 +481,19 @@ def status(settings: Settings, name: str) -> dict[str, Any]:
         "code_version_running": state.get("code_version", "") if found else "",
         "code_version_current": code_version(name),
         "recoveries": int(state.get("recoveries", 0)),
+        "last_recovery": state.get("last_recovery") or {},
         "restarts": 0,
         "last_checkpoint_id": None,
         "last_checkpoint_at_ms": None,
         "last_checkpoint_path": "",
+        "state_since_ms": None,
+        "cluster": {},
     }
+    overview = flink.overview(settings)
+    detail["cluster"] = {k: overview.get(k) for k in ("taskmanagers", "slots-total", "slots-available")}
     if found:
+        timestamps = flink.rest(settings, "GET", f"/jobs/{job_id}").get("timestamps", {})
+        detail["state_since_ms"] = timestamps.get(found["state"])
         metrics = flink.rest(settings, "GET", f"/jobs/{job_id}/metrics?get=numRestarts")
         detail["restarts"] = int(next((float(m["value"]) for m in metrics if m["id"] == "numRestarts"), 0))
         latest = (flink.rest(settings, "GET", f"/jobs/{job_id}/checkpoints").get("latest") or {}).get("completed")

@@ -18,6 +18,7 @@ from typing import Any
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from infra import supervision
 from infra.config import Settings
 from infra.install import jar_dir
 from infra.logs import get_logger
@@ -174,12 +175,12 @@ def start(settings: Settings) -> None:
     proc = process(settings)
     if not proc.is_running():
         prepare(settings)
-    proc.start()
+    supervision.run(settings, proc)
 
 
 def stop(settings: Settings) -> None:
     if settings.kafka.mode == "embedded":
-        process(settings).stop()
+        supervision.stop(settings, process(settings))
 
 
 def ensure_topic(settings: Settings) -> None:

@@ -20,6 +20,7 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from infra import supervision
 from infra.config import Settings
 from infra.install import ensure_debian_packages, versions
 from infra.logs import get_logger
@@ -177,12 +178,12 @@ def start(settings: Settings) -> None:
     if not proc.is_running():
         settings.log_dir.mkdir(parents=True, exist_ok=True)
         prepare(settings)
-    proc.start()
+    supervision.run(settings, proc)
     ensure_database(settings)
 
 
 def stop(settings: Settings) -> None:
-    process(settings).stop()
+    supervision.stop(settings, process(settings))
 
 
 def remove_data(settings: Settings) -> None:
