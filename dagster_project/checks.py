@@ -5,12 +5,16 @@
 - `consumer_lag` of every Flink job: its Kafka consumer group is at most `checks.max_consumer_lag` events
   behind the topic's end;
 - `dead_letter_rate` (raw.dead_letter_events) and `late_rate` (raw.late_events, per window): the share of
-  the last `checks.rate_window_minutes` of arrivals that were malformed, or too late to be counted.
+  the last `checks.rate_window_minutes` of arrivals that were malformed, or too late to be counted;
+- `services_running` of the stack's processes (`platform/services`): every process that should run runs and
+  answers, the supervisor too;
+- `running` of every Flink job: a job that should run is RUNNING, or was not for at most
+  `dagster.unhealthy_after_seconds` (restarting, no TaskManager or free slot, gone from the cluster).
 
-They run two ways: the freshness and lag sensor (sensors.py) evaluates them every
-`dagster.checks_interval_seconds` without launching a run, and a user executes them from the UI
-(`streaming_checks`). The reconciliation check of Lambda is a dbt test on reconciliation_daily, an asset check
-of that model (assets/dbt.py).
+They run two ways: the sensors (sensors.py) evaluate them without launching a run (the streaming ones every
+`dagster.checks_interval_seconds`, the last two every `dagster.health_interval_seconds`), and a user executes
+them from the UI (`streaming_checks`, `stack_checks`). The reconciliation check of Lambda is a dbt test on
+reconciliation_daily, an asset check of that model (assets/dbt.py).
 """
 
 import time
@@ -24,7 +28,8 @@ import dagster as dg
 from dagster_project.assets.flink import job_key
 from dagster_project.assets.iceberg import STREAMED, table_key
 from dagster_project.assets.kafka import consumer_group
-from dagster_project.resources import IcebergResource, KafkaResource
+from dagster_project.assets.platform import SERVICES
+from dagster_project.resources import FlinkResource, IcebergResource, KafkaResource, StackResource
 from flink_jobs import JOBS
 from infra.config import ChecksSection, load_settings
 from infra.services.kafka import TopicOffsets
@@ -33,6 +38,8 @@ FRESHNESS = "freshness"
 CONSUMER_LAG = "consumer_lag"
 DEAD_LETTER_RATE = "dead_letter_rate"
 LATE_RATE = "late_rate"
+SERVICES_RUNNING = "services_running"
+JOB_RUNNING = "running"
 FRESH_TABLES = [spec.identifier for spec in STREAMED]
 
 
@@ -154,6 +161,43 @@ def evaluate(
     return verdicts
 
 
+def services_running(report: Mapping[str, Any]) -> Verdict:
+    """Every process that should run runs and answers; the supervisor too (infra/status.py's report)."""
+    down = [s for s in report["services"] if not s["healthy"]]
+    if not down:
+        return Verdict(SERVICES, SERVICES_RUNNING, True, "every process that should run runs and answers")
+    parts = []
+    for s in down:
+        what = s.get("error") or (f"{s['state']}: {s['health']}" if s.get("pid") else s["state"])
+        parts.append(f"{s['name']} ({what})")
+    return Verdict(
+        SERVICES,
+        SERVICES_RUNNING,
+        False,
+        "not running or not answering: " + "; ".join(parts),
+        {"unhealthy": ", ".join(s["name"] for s in down)},
+    )
+
+
+def job_running(job: str, status: Mapping[str, Any], since: float | None, now: float, limit_s: int) -> Verdict:
+    """A job that should run is RUNNING, or has not been anything else for longer than `limit_s` (restarting,
+    waiting for a TaskManager or a free slot, gone from the cluster)."""
+    state = str(status["state"])
+    if state == "RUNNING" or not status["should_run"]:
+        return Verdict(job_key(job), JOB_RUNNING, True, f"{state.lower()} (should run: {status['should_run']})")
+    for_s = now - since if since is not None else 0.0
+    passed = for_s <= limit_s
+    cluster = status.get("cluster") or {}
+    slots = f"{cluster.get('taskmanagers', '?')} TaskManager(s), {cluster.get('slots-available', '?')} free slot(s)"
+    return Verdict(
+        job_key(job),
+        JOB_RUNNING,
+        passed,
+        f"{state} for {for_s:.0f} s ({'within' if passed else 'beyond'} {limit_s} s); the cluster has {slots}",
+        {"state": state, "for_seconds": dg.MetadataValue.float(round(for_s, 1))},
+    )
+
+
 CHECK_SPECS = [
     *(dg.AssetCheckSpec(FRESHNESS, asset=table_key(t), description="last commit recent enough") for t in FRESH_TABLES),
     *(dg.AssetCheckSpec(CONSUMER_LAG, asset=job_key(j), description="Kafka consumer lag bounded") for j in JOBS),
@@ -171,3 +215,28 @@ def streaming_checks(
     selected = context.selected_asset_check_keys
     yield from (v.result() for v in verdicts if dg.AssetCheckKey(v.asset_key, v.check_name) in selected)
     context.log.info(f"{len(selected)} of {len(verdicts)} checks in {time.monotonic() - started:.1f} s")
+
+
+STACK_CHECK_SPECS = [
+    dg.AssetCheckSpec(SERVICES_RUNNING, asset=SERVICES, description="every process that should run runs"),
+    *(
+        dg.AssetCheckSpec(JOB_RUNNING, asset=job_key(j), description="the job runs (not restarting for long)")
+        for j in JOBS
+    ),
+]
+
+
+@dg.multi_asset_check(specs=STACK_CHECK_SPECS, name="stack_checks", can_subset=True)
+def stack_checks(
+    context: dg.AssetCheckExecutionContext, stack: StackResource, flink: FlinkResource
+) -> Iterator[dg.AssetCheckResult]:
+    """From the UI: the services, and each job's state since Flink recorded it (the sensor also remembers how
+    long a job has been gone from the cluster)."""
+    limit, now = load_settings().dagster.unhealthy_after_seconds, time.time()
+    verdicts = [services_running(stack.report())]
+    for job in JOBS:
+        status = flink.status(job)
+        since = status["state_since_ms"] / 1000 if status.get("state_since_ms") else None
+        verdicts.append(job_running(job, status, since, now, limit))
+    selected = context.selected_asset_check_keys
+    yield from (v.result() for v in verdicts if dg.AssetCheckKey(v.asset_key, v.check_name) in selected)

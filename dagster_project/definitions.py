@@ -11,8 +11,9 @@ from dagster_project.assets.dbt import build_dbt_assets, dbt_project
 from dagster_project.assets.flink import flink_job_assets
 from dagster_project.assets.iceberg import build_table_assets
 from dagster_project.assets.kafka import http_events_topic
-from dagster_project.checks import streaming_checks
-from dagster_project.jobs import observe_sources_job, table_maintenance_job
+from dagster_project.assets.platform import services
+from dagster_project.checks import stack_checks, streaming_checks
+from dagster_project.jobs import observe_sources_job, recover_services_job, table_maintenance_job
 from dagster_project.partitions import daily_partitions
 from dagster_project.resources import build_resources
 from dagster_project.schedules import build_schedules
@@ -27,12 +28,13 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=[
             http_events_topic,
+            services,
             *flink_job_assets,
             *build_table_assets(settings, days),
             *build_dbt_assets(settings, project, days),
         ],
-        asset_checks=[streaming_checks],
-        jobs=[observe_sources_job, table_maintenance_job],
+        asset_checks=[streaming_checks, stack_checks],
+        jobs=[observe_sources_job, table_maintenance_job, recover_services_job],
         # every step of a run in the run worker itself: the default executor starts a process per step, each
         # loading the whole code location again (~250 MiB beside the worker) for steps that are one dbt
         # invocation, one Flink submission or one replay; dbt runs its models in parallel itself (dbt.threads)

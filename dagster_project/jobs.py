@@ -1,10 +1,12 @@
 """Jobs: observing the topic now (from the UI; the freshness and lag sensor observes it every 5 minutes without a
-run), and those the schedules run: the dbt build, Lambda's daily batch layer, table maintenance."""
+run), those the schedules run (the dbt build, Lambda's daily batch layer, table maintenance), and the recovery of
+the supervisor that `services_on_failure` requests."""
 
 import dagster as dg
 
 from dagster_project.assets.iceberg import table_key
 from dagster_project.assets.kafka import HTTP_EVENTS_TOPIC
+from dagster_project.resources import StackResource
 from infra import iceberg, maintenance
 from infra.config import load_settings
 
@@ -56,3 +58,14 @@ def maintain_tables(context: dg.OpExecutionContext, config: MaintenanceConfig) -
 @dg.job(description="Iceberg table maintenance: compaction and snapshot expiry (python -m infra maintain).")
 def table_maintenance_job() -> None:
     maintain_tables()
+
+
+@dg.op(description="Start the supervisor again: it adopts the running services and brings back the ones that ended.")
+def start_supervisor(context: dg.OpExecutionContext, stack: StackResource) -> None:
+    pid = stack.start_supervisor()
+    context.log.info(f"supervisor running (pid {pid})")
+
+
+@dg.job(description="Recovery of the stack's supervisor (infra/supervisor.py), requested by `services_on_failure`.")
+def recover_services_job() -> None:
+    start_supervisor()

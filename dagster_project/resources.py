@@ -1,6 +1,6 @@
-"""One ConfigurableResource per external system: Kafka, the Flink cluster, the Iceberg catalog (dbt's is
-dagster-dbt's DbtCliResource, built in definitions.py). Each wraps the platform's own client code in infra/,
-the same code `python -m infra` runs; values come from the project's configuration (pipeline.yaml /
+"""One ConfigurableResource per external system: Kafka, the Flink cluster, the Iceberg catalog, the stack's
+processes (dbt's is dagster-dbt's DbtCliResource, built in definitions.py). Each wraps the platform's own client
+code in infra/, the same code `python -m infra` runs; values come from the project's configuration (pipeline.yaml /
 PIPELINE_* environment, read by `infra.config.load_settings`)."""
 
 from __future__ import annotations
@@ -102,6 +102,31 @@ class IcebergResource(dg.ConfigurableResource):
         return iceberg.day_partition_stats(iceberg.load(_settings()).load_table(identifier), since)
 
 
+class StackResource(dg.ConfigurableResource):
+    """The stack's own processes, as the supervisor keeps them (infra/supervisor.py), and their health."""
+
+    run_dir: str
+
+    def report(self) -> dict[str, Any]:
+        """What `make status --json` prints (infra/status.py)."""
+        from infra import status
+
+        return status.collect(_settings())
+
+    def restarted_at(self, service: str) -> float | None:
+        """When the supervisor last brought the service back after it ended on its own (seconds since the epoch)."""
+        from infra import supervision
+
+        restarted = supervision.read_state(_settings()).get("services", {}).get(service, {}).get("restarted_at")
+        return float(restarted) if restarted else None
+
+    def start_supervisor(self) -> int:
+        """Start the supervisor if it is not running (it adopts what runs and restarts what ended); its PID."""
+        from infra import supervision
+
+        return supervision.ensure_supervisor(_settings())
+
+
 def _settings() -> Settings:
     return load_settings()
 
@@ -111,4 +136,5 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "kafka": KafkaResource(bootstrap_servers=settings.kafka.servers, topic=settings.kafka.topic),
         "flink": FlinkResource(rest_url=settings.flink.url),
         "iceberg": IcebergResource(catalog_name=settings.iceberg.catalog_name, warehouse=settings.warehouse),
+        "stack": StackResource(run_dir=str(settings.run_dir)),
     }

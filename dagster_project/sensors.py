@@ -1,9 +1,18 @@
 """Sensors, each named after what it reacts to:
 
-- `flink_jobs_on_failure` (every `dagster.health_interval_seconds`): records each job's state, last checkpoint
-  and restarts as observations of its asset (when they change, at least every 5 minutes), and when a job that
-  should run has no active run on the cluster (cancelled by hand, failed beyond Flink's own restarts) requests
-  a run that materialises its asset: the deploy starts it from its latest checkpoint and counts a recovery.
+- `flink_jobs_on_failure` (every `dagster.health_interval_seconds`): records each job's state, last checkpoint,
+  restarts and last recovery (by whom, why, from where) as observations of its asset (when they change, at least
+  every 5 minutes); evaluates its `running` check (a job that should run and was restarting, waiting for a
+  TaskManager or a slot, or gone for longer than `dagster.unhealthy_after_seconds` fails it); and when a job
+  that should run has no active run on the cluster (cancelled by hand, failed beyond Flink's own restarts)
+  requests a run that materialises its asset: the deploy starts it from its latest checkpoint and counts a
+  recovery. In the first `dagster.unhealthy_after_seconds` after a JobManager restart it leaves that to the
+  supervisor, which resubmits the jobs itself.
+- `services_on_failure` (every `dagster.health_interval_seconds`): observes the stack's processes
+  (`platform/services`: state, restarts, last exit, uptime) when they change, at least every 5 minutes;
+  evaluates `services_running`; and when the supervisor is gone while services should run, requests a run of
+  `recover_services_job`, which starts it again (it adopts the running services and brings back what ended).
+  The supervisor keeps the Dagster daemon alive, and the daemon runs this sensor: each brings the other back.
 - `streaming_on_staleness_or_lag` (every `dagster.checks_interval_seconds`): evaluates the streaming checks
   (checks.py: freshness, consumer lag, dead-letter and late rates) without a run (a check's result is
   recorded when it changes, at least every 5 minutes), records the topic's offsets, events/s and consumer lag
@@ -25,9 +34,12 @@ from dagster_project import checks
 from dagster_project.assets.flink import RECOVERY_TAG, job_key
 from dagster_project.assets.iceberg import STREAMED, table_key
 from dagster_project.assets.kafka import HTTP_EVENTS_TOPIC, RATE_WINDOW_SECONDS, consumer_group, topic_metadata
-from dagster_project.resources import FlinkResource, IcebergResource, KafkaResource
+from dagster_project.assets.platform import SERVICES, services_fingerprint, services_metadata
+from dagster_project.jobs import recover_services_job
+from dagster_project.resources import FlinkResource, IcebergResource, KafkaResource, StackResource
 from flink_jobs import JOBS
 from infra import iceberg as iceberg_tables
+from infra import supervision
 from infra.config import Settings
 from infra.process import ServiceError
 
@@ -64,6 +76,7 @@ def _due(
 
 def _job_metadata(status: dict[str, Any]) -> dict[str, Any]:
     checkpoint_at = status["last_checkpoint_at_ms"]
+    recovery = status.get("last_recovery") or {}
     return {
         "state": status["state"],
         "job_id": status["job_id"],
@@ -74,6 +87,10 @@ def _job_metadata(status: dict[str, Any]) -> dict[str, Any]:
         "last_checkpoint_at": dg.MetadataValue.timestamp(checkpoint_at / 1000) if checkpoint_at else "none",
         "last_checkpoint_path": status["last_checkpoint_path"],
         "code_current": status["code_version_running"] == status["code_version_current"],
+        "last_recovery_by": recovery.get("by", "-"),
+        "last_recovery_reason": recovery.get("reason", "-"),
+        "last_recovery_at": dg.MetadataValue.timestamp(recovery["at"]) if recovery.get("at") else "none",
+        "last_recovery_from": recovery.get("restored_from") or "-",
     }
 
 
@@ -93,13 +110,15 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
         minimum_interval_seconds=settings.dagster.health_interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
         target=dg.AssetSelection.assets(*(job_key(job) for job in JOBS)).without_checks(),
-        description="Records the Flink jobs' state; brings back a job that should run from its latest checkpoint.",
+        description="Records the Flink jobs' state; a job not running for long fails its check; brings back a job "
+        "that should run from its latest checkpoint when the supervisor has not.",
     )
     def flink_jobs_on_failure(
-        context: dg.SensorEvaluationContext, flink: FlinkResource
+        context: dg.SensorEvaluationContext, flink: FlinkResource, stack: StackResource
     ) -> dg.SensorResult | dg.SkipReason:
         cursor, now = _cursor(context), time.time()
-        events: list[dg.AssetObservation] = []
+        limit = settings.dagster.unhealthy_after_seconds
+        events: list[dg.AssetObservation | dg.AssetCheckEvaluation] = []
         requests: list[dg.RunRequest] = []
         for job in JOBS:
             try:
@@ -107,8 +126,18 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
             except ServiceError as exc:
                 return dg.SkipReason(f"the Flink cluster does not answer: {str(exc)[:300]}")
             seen = cursor.setdefault(job, {})
-            # a deploy or stop under way (it holds the job's lock) is not a failure
-            lost = status["should_run"] and status["state"] == "NOT_RUNNING" and not flink.busy(job)
+            gone = status["should_run"] and status["state"] == "NOT_RUNNING"
+            if not gone:
+                seen.pop("gone_since", None)
+            since = seen.setdefault("gone_since", now) if gone else (status["state_since_ms"] or 0) / 1000 or None
+            verdict = checks.job_running(job, status, since, now, limit)
+            if _due(seen.setdefault("check", {}), verdict.passed, now):
+                events.append(verdict.evaluation())
+            # a deploy or stop under way (it holds the job's lock) is not a failure; after a JobManager restart the
+            # supervisor resubmits the jobs itself (infra/supervisor.py): Dagster steps in when it has not
+            jobmanager_restarted = stack.restarted_at("flink-jobmanager")
+            supervisor_on_it = jobmanager_restarted is not None and now - jobmanager_restarted < limit
+            lost = gone and not flink.busy(job) and not supervisor_on_it
             waited = now - seen.get("requested", 0) >= RETRY_RECOVERY_AFTER_SECONDS
             if lost and waited and not _recovery_in_flight(context, job):
                 context.log.warning(f"{job} should run but has no active run (last {status['job_id']}): recovering")
@@ -117,6 +146,34 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
             fingerprint = [status["state"], status["job_id"], status["restarts"], status["recoveries"]]
             if _due(seen, fingerprint, now):
                 events.append(dg.AssetObservation(asset_key=job_key(job), metadata=_job_metadata(status)))
+        return dg.SensorResult(run_requests=requests, asset_events=events, cursor=json.dumps(cursor))
+
+    @dg.sensor(
+        name="services_on_failure",
+        minimum_interval_seconds=settings.dagster.health_interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        jobs=[recover_services_job],
+        description="Records the stack's processes (state, restarts, last exit, uptime); fails `services_running` "
+        "while something that should run does not; starts the supervisor again when it is gone.",
+    )
+    def services_on_failure(context: dg.SensorEvaluationContext, stack: StackResource) -> dg.SensorResult:
+        cursor, now = _cursor(context), time.time()
+        report = stack.report()
+        events: list[dg.AssetObservation | dg.AssetCheckEvaluation] = []
+        requests: list[dg.RunRequest] = []
+        verdict = checks.services_running(report)
+        if not verdict.passed:
+            context.log.warning(verdict.description)
+        if _due(cursor.setdefault("check", {}), [verdict.passed, verdict.description], now, min_gap=0):
+            events.append(verdict.evaluation())
+        if _due(cursor.setdefault("observed", {}), services_fingerprint(report), now):
+            events.append(dg.AssetObservation(asset_key=SERVICES, metadata=services_metadata(report)))
+        supervisor = next(s for s in report["services"] if s["name"] == supervision.NAME)
+        waited = now - cursor.get("requested", 0) >= RETRY_RECOVERY_AFTER_SECONDS
+        if not supervisor["healthy"] and waited and not _recovery_in_flight(context, supervision.NAME):
+            context.log.warning("the supervisor is gone while services should run: starting it again")
+            requests.append(dg.RunRequest(job_name=recover_services_job.name, tags={RECOVERY_TAG: supervision.NAME}))
+            cursor["requested"] = now
         return dg.SensorResult(run_requests=requests, asset_events=events, cursor=json.dumps(cursor))
 
     @dg.sensor(
@@ -177,7 +234,7 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
             seen["days"] = days
         return dg.SensorResult(asset_events=events, cursor=json.dumps(cursor))
 
-    return [flink_jobs_on_failure, streaming_on_staleness_or_lag]
+    return [flink_jobs_on_failure, services_on_failure, streaming_on_staleness_or_lag]
 
 
 def _table_metadata(table: dict[str, Any]) -> dict[str, Any]:

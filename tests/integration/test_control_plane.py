@@ -118,7 +118,8 @@ def test_health_sensor_observes_the_jobs_and_asks_to_recover_a_cancelled_one(sta
     )
     first = tick(None)
     assert not first.run_requests
-    observed = {e.asset_key.path[-1]: e.metadata for e in first.asset_events}  # type: ignore[union-attr]
+    observations = [e for e in first.asset_events if isinstance(e, dg.AssetObservation)]
+    observed = {e.asset_key.path[-1]: e.metadata for e in observations}
     assert set(observed) == set(JOBS)
     assert all(m["state"].value == "RUNNING" for m in observed.values()), observed
     assert all(m["last_checkpoint_id"].value > 0 for m in observed.values())
@@ -128,8 +129,16 @@ def test_health_sensor_observes_the_jobs_and_asks_to_recover_a_cancelled_one(sta
     second = tick(first.cursor)
     [request] = second.run_requests or []
     assert request.asset_selection == [dg.AssetKey(["flink", "streaming"])]
-    [seen] = [e for e in second.asset_events if e.asset_key.path[-1] == "streaming"]  # type: ignore[union-attr]
+    [seen] = [e for e in second.asset_events if isinstance(e, dg.AssetObservation)]
     assert seen.metadata["state"].value == "NOT_RUNNING" and seen.metadata["job_id"].value == lost
+    # gone for longer than dagster.unhealthy_after_seconds (as a cursor from earlier ticks remembers it): the
+    # job's `running` check fails, saying for how long and what the cluster has
+    earlier = json.loads(second.cursor or "{}")
+    earlier["streaming"]["gone_since"] = time.time() - s.dagster.unhealthy_after_seconds - 30
+    late = tick(json.dumps(earlier))
+    [failing] = [e for e in late.asset_events if isinstance(e, dg.AssetCheckEvaluation)]
+    assert failing.check_name == "running" and not failing.passed, failing
+    assert failing.description and "NOT_RUNNING for" in failing.description and "TaskManager(s)" in failing.description
     # the requested run: the deploy of a job that should run is a recovery from its latest checkpoint
     recovery = _materialize(defs, request.asset_selection[0], tags=request.tags, instance=instance)
     assert recovery["action"] == "recovered" and "/chk-" in str(recovery["restored_from"]), recovery
@@ -137,7 +146,7 @@ def test_health_sensor_observes_the_jobs_and_asks_to_recover_a_cancelled_one(sta
     # once the run is in, the sensor sees the job running again and asks for nothing more
     third = tick(second.cursor)
     assert not third.run_requests
-    [back] = [e for e in third.asset_events if e.asset_key.path[-1] == "streaming"]  # type: ignore[union-attr]
+    [back] = [e for e in third.asset_events if isinstance(e, dg.AssetObservation)]
     assert back.metadata["state"].value == "RUNNING" and back.metadata["recoveries"].value == 1
 
 

@@ -90,7 +90,7 @@ def test_each_mode_assembles_its_own_layer(mode_defs):
     schedules = {s.name for s in defs.schedules}
     sensors = {s.name: s for s in defs.sensors}
     assert {"dbt_build_schedule", "table_maintenance_schedule"} <= schedules
-    assert set(sensors) == {"flink_jobs_on_failure", "streaming_on_staleness_or_lag"}
+    assert set(sensors) == {"flink_jobs_on_failure", "services_on_failure", "streaming_on_staleness_or_lag"}
     assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in sensors.values())
     replayed = {name for name in REPLAYED if graph.get(keys[name]).is_materializable}
     batch_models = {name for name in keys if name.startswith("dbt/batch_")}

@@ -1,0 +1,51 @@
+"""The stack's own processes as one asset, `platform/services`: an external source (the supervisor keeps them,
+infra/supervisor.py; nothing here materialises it), observed by the `services_on_failure` sensor (sensors.py)
+when something changed and at least every 5 minutes, and on demand from the UI. Its metadata is what `make
+status` shows: per process its state, restarts, last exit and uptime; its check `services_running` fails while
+something that should run does not (a service the supervisor gave up on, or the supervisor itself)."""
+
+from typing import Any
+
+import dagster as dg
+
+from dagster_project.resources import StackResource
+
+SERVICES = dg.AssetKey(["platform", "services"])
+
+
+@dg.observable_source_asset(
+    key=SERVICES,
+    group_name="platform",
+    description="The stack's processes (Kafka, PostgreSQL, Flink, Dagster, the demo): state, restarts, last exit.",
+)
+def services(stack: StackResource) -> dg.ObserveResult:
+    return dg.ObserveResult(metadata=services_metadata(stack.report()))
+
+
+def _exit_text(last: dict[str, Any] | None) -> str:
+    if not last:
+        return "-"
+    return str(last["status"]) + (f" ({last['reason']})" if last.get("reason") else "")
+
+
+def services_metadata(report: dict[str, Any]) -> dict[str, Any]:
+    """One observation of the services, from one report (infra/status.py)."""
+    metadata: dict[str, Any] = {"healthy": dg.MetadataValue.bool(bool(report["healthy"]))}
+    for service in report["services"]:
+        if service["kind"] != "process":
+            continue
+        name, uptime = service["name"], service.get("uptime_seconds")
+        metadata[f"{name}/state"] = service["state"]
+        metadata[f"{name}/restarts"] = dg.MetadataValue.int(int(service.get("restarts") or 0))
+        metadata[f"{name}/last_exit"] = _exit_text(service.get("last_exit"))
+        metadata[f"{name}/uptime_seconds"] = dg.MetadataValue.float(float(uptime)) if uptime is not None else "-"
+    return metadata
+
+
+def services_fingerprint(report: dict[str, Any]) -> list[Any]:
+    """What makes an observation worth recording again: a state, a restart or an exit changed."""
+    return [
+        [s["name"], s["state"], s.get("restarts"), (s.get("last_exit") or {}).get("at")]
+        for s in report["services"]
+        if s["kind"] == "process"
+    ]
