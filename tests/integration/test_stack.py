@@ -21,7 +21,7 @@ import httpx
 import pytest
 from confluent_kafka import Producer
 
-from infra import iceberg, lake
+from infra import iceberg, lake, supervision
 from infra.cli import DEFAULT_JOBS
 from infra.config import REPO_ROOT
 from infra.process import ServiceError, _alive, _group_members
@@ -131,6 +131,18 @@ def test_status_reports_every_service(stack):
         assert " running " in line and "ok" in line, line
     job_line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("job streaming"))
     assert " running " in job_line and "ok (" in job_line, job_line
+    assert proc.stdout.rstrip().endswith("stack: healthy")
+    # the same as JSON, for scripts and monitors: each process's state, PID, uptime, restarts, last exit, health
+    report = json.loads(stack.cli("status", "--json", timeout=120).stdout)
+    assert report["healthy"] and report["running"]
+    processes = {s["name"]: s for s in report["services"]}
+    supervisor = processes["supervisor"]
+    assert supervisor["state"] == "running" and supervisor["pid"] == stack.pids()["supervisor"], supervisor
+    for name in ("kafka", "postgres", "flink-jobmanager", "flink-taskmanager", "dagster-daemon", "traffic"):
+        entry = processes[name]
+        assert entry["state"] == "running" and entry["healthy"] and entry["pid"] == stack.pids()[name], entry
+        assert entry["restarts"] == 0 and entry["last_exit"] is None and entry["uptime_seconds"] > 0, entry
+    assert [(j["name"], j["state"], j["healthy"]) for j in report["jobs"]] == [("streaming", "running", True)]
 
 
 def _code_server_workers(pgid: int) -> set[int]:
@@ -241,7 +253,7 @@ def test_dbt_builds_on_the_stacks_lake_in_both_modes(stack):
 
 
 def test_counts_stay_exact_when_the_taskmanager_is_killed_and_a_replay_gives_them_again(stack):
-    """Known events in, half before and half after a SIGKILL of the TaskManager (and `up` starting a new one):
+    """Known events in, half before and half after a SIGKILL of the TaskManager (the supervisor starts a new one):
     the jobs restore from their last checkpoint and re-read Kafka from there; raw.http_events and the minute
     windows (SQL and DataStream) hold each event exactly once. An upgrade of the job (stop with a
     savepoint, start from it) keeps them exact. Then a Kappa replay of the day gives the same rows."""
@@ -252,9 +264,8 @@ def test_counts_stay_exact_when_the_taskmanager_is_killed_and_a_replay_gives_the
     wait_for(lambda: raw_count(s, service) > 0, 120, "the first events in raw.http_events")
     taskmanager = stack.pids()["flink-taskmanager"]
     os.killpg(taskmanager, signal.SIGKILL)
-    proc = stack.cli("up", timeout=600)  # starts a TaskManager again; the jobs recover by themselves
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert stack.pids()["flink-taskmanager"] != taskmanager
+    # the supervisor starts a TaskManager again; the jobs recover by themselves
+    wait_for(lambda: stack.pids().get("flink-taskmanager") not in (None, taskmanager), 120, "a new TaskManager")
     second = [event(service, i) for i in range(300, 600)]
     produce(s, second)
     events = first + second
@@ -327,11 +338,12 @@ def _heap_filler(workdir: Path) -> Path:
     return jar
 
 
-def test_a_taskmanager_out_of_heap_ends_and_comes_back_larger_from_its_checkpoint(stack, tmp_path):
-    """The recovery path of README "Out of memory": the TaskManager's heap runs out for real (an agent attached
-    to its JVM fills it), the JVM ends by itself (-XX:+ExitOnOutOfMemoryError) while events keep arriving;
-    `up` with a larger `flink.taskmanager_memory` starts a TaskManager of that size, the job restores from its
-    latest checkpoint, and every event is counted exactly once."""
+def test_a_taskmanager_out_of_heap_ends_and_the_supervisor_brings_it_back_from_its_checkpoint(stack, tmp_path):
+    """README "Out of memory": the TaskManager's heap runs out for real (an agent attached to its JVM fills it),
+    the JVM ends by itself (-XX:+ExitOnOutOfMemoryError) while events keep arriving; the supervisor records the
+    exit with its reason and starts a TaskManager again, the job restores from its latest checkpoint, and every
+    event is counted exactly once. (One that runs out again on every restore is given up on after
+    supervisor.restart_budget restarts: tests/unit/test_supervisor.py.)"""
     s = stack.settings
     # the job runs (a test before this one may have stopped it), from its own checkpoints
     assert flink_jobs.deploy(s, "streaming").action in ("started", "recovered", "unchanged")
@@ -363,19 +375,14 @@ def test_a_taskmanager_out_of_heap_ends_and_comes_back_larger_from_its_checkpoin
         assert b"Terminating due to java.lang.OutOfMemoryError: Java heap space" in log.read()
 
     second = [event(service, i) for i in range(200, 400)]
-    produce(s, second)  # while no TaskManager runs
-    larger = "1792m"
-    proc = stack.cli("up", env={"PIPELINE_FLINK__TASKMANAGER_MEMORY": larger}, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    produce(s, second)  # while no TaskManager runs, or a new one starts
 
-    def registered_sizes() -> list[int]:  # the JobManager forgets the dead one after its heartbeat timeout
-        managers = flink.rest(s, "GET", "/taskmanagers")["taskmanagers"]
-        return [
-            flink.rest(s, "GET", f"/taskmanagers/{m['id']}")["memoryConfiguration"]["totalProcessMemory"]
-            for m in managers
-        ]
+    def recorded_exit() -> dict[str, object] | None:
+        entry = supervision.read_state(s)["services"]["flink-taskmanager"]
+        return entry["last_exit"] if entry["state"] == "running" and entry["pid"] not in java else None
 
-    wait_for(lambda: registered_sizes() == [1792 * 2**20] or None, 120, f"one TaskManager of {larger}")
+    last_exit = wait_for(recorded_exit, 120, "the supervisor to start the TaskManager again")
+    assert last_exit["status"] == "exit code 3" and str(last_exit["reason"]).startswith("OutOfMemoryError"), last_exit
 
     events = first + second
     expected = expected_per_minute(events)
@@ -454,10 +461,15 @@ def test_down_leaves_no_process_and_no_port(stack):
         s.dagster.port,
         s.demo.port,
     ]
+    assert "supervisor" in groups
     proc = stack.cli("down", timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert not list(s.run_dir.glob("*.pid"))
     assert [p for p in members if _alive(p)] == []
+    time.sleep(5)  # longer than the supervisor's backoff: nothing starts again what `down` stopped
+    assert not list(s.run_dir.glob("*.pid")) and supervision.wanted(s) == []
+    status = stack.cli("status", timeout=120)
+    assert status.returncode == 3 and "stack: stopped" in status.stdout, status.stdout[-2000:]
     for port in ports:
         with socket.socket() as sock:
             assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still listening"
