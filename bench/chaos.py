@@ -37,7 +37,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from bench import stack
+from bench import known_events, stack
 from infra import iceberg, supervision
 from infra.config import Settings
 from infra.services import flink_jobs, kafka
@@ -59,20 +59,6 @@ DUPLICATE_EVERY, MALFORMED_EVERY, LATE_EVERY = 25, 100, 150
 LATE_BY = timedelta(hours=2)
 # the windows that cannot count a late event on the route the traffic uses (the funnel's routes differ)
 LATE_WINDOWS = (("streaming", "sql_windows"), ("streaming", "requests_per_route_minute"))
-
-
-def _event(service: str, i: int, at: datetime) -> dict[str, Any]:
-    return {
-        "event_id": f"{service}-{i}-{uuid.uuid4().hex[:12]}",
-        "event_time": at.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
-        "service": service,
-        "method": "GET",
-        "route": "/items/{id}",
-        "path": f"/items/{i}",
-        "status_code": 200 if i % 10 else 503,
-        "duration_ms": float(i % 50),
-        "user_id": f"u{i % 13}" if i % 3 else None,
-    }
 
 
 @dataclass
@@ -124,7 +110,7 @@ class Traffic:
                 self.malformed += 1
             else:
                 late = i % LATE_EVERY == LATE_EVERY - 1
-                event = _event(self.service, i, now - LATE_BY if late else now)
+                event = known_events.event(self.service, i, now - LATE_BY if late else now)
                 payload = json.dumps(event).encode()
                 producer.produce(topic, payload, key=str(event["user_id"]), on_delivery=self._delivered)
                 if i % DUPLICATE_EVERY == DUPLICATE_EVERY - 1:  # the same event delivered twice
@@ -132,7 +118,7 @@ class Traffic:
                     self.duplicates += 1
                 self.late += late
                 self.valid.append(event)
-                self.sent_at[event["event_id"]] = time.time()
+                self.sent_at[str(event["event_id"])] = time.time()
             producer.poll(0)
             i += 1
         remaining = producer.flush(600)
@@ -285,7 +271,7 @@ def counts(settings: Settings, traffic: Traffic) -> dict[str, Any]:
     sent = traffic.sent_per_minute()
     # the route minute (one route here): its statuses are not kept, so per minute only
     route: dict[tuple[datetime, int], int] = {}
-    for r in rows("speed.requests_per_route_minute", ("window_start", "request_count")):
+    for r in rows("speed.requests_per_route_minute_firings", ("window_start", "request_count")):
         # a re-firing's row holds the window's count so far: the latest (largest) is the window's
         route[(r["window_start"], 0)] = max(route.get((r["window_start"], 0), 0), r["request_count"])
     sent_by_minute: dict[tuple[datetime, int], int] = {}
@@ -377,12 +363,7 @@ def main() -> None:
     unknown = sorted(set(targets) - set(TARGETS))
     if unknown:
         parser.error(f"unknown target(s) {', '.join(unknown)}; allowed: {', '.join(TARGETS)}")
-    result = run(targets, args.rate)
-    text = json.dumps(result, indent=2, default=str)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text)
-    print(text)
+    stack.report(run(targets, args.rate), args.json)
 
 
 if __name__ == "__main__":

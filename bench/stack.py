@@ -6,6 +6,7 @@ threads in the TaskManager.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -66,10 +67,17 @@ def sandboxed(prefix: str, components: tuple[str, ...] = (), **overrides: str) -
             shutil.rmtree(var_dir, ignore_errors=True)
 
 
+def report(result: dict[str, Any], path: Path | None) -> None:
+    """A benchmark's JSON on stdout, and into `path` when given."""
+    text = json.dumps(result, indent=2, default=str)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    print(text)
+
+
 def service_pids(var_dir: Path) -> dict[str, int]:
     """The process group leader of every service the stack's CLI started (var/run/<service>.pid)."""
-    import json
-
     return {p.stem: int(json.loads(p.read_text())["pid"]) for p in sorted((var_dir / "run").glob("*.pid"))}
 
 

@@ -350,12 +350,7 @@ def main() -> None:
     parser.add_argument("--plot", type=Path, default=DEFAULT_PLOT)
     parser.add_argument("--json", type=Path, help="also write the JSON here")
     args = parser.parse_args()
-    result = run(args.steps, args.burst, args.plot)
-    text = json.dumps(result, indent=2)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text)
-    print(text)
+    stack.report(run(args.steps, args.burst, args.plot), args.json)
 
 
 if __name__ == "__main__":

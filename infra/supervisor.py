@@ -145,6 +145,8 @@ class Keeper(threading.Thread):
         self.backoff_until = 0.0
         if record.get("state") in (supervision.FAILED, supervision.GAVE_UP):
             self.state = str(record["state"])
+        # what an earlier supervisor ran: if it ended while none watched, the first look records that it ended
+        self.pid = record.get("pid") if record.get("state") == supervision.RUNNING else None
 
     # ---- what the state file shows ----
     def snapshot(self) -> dict[str, Any]:
@@ -355,6 +357,8 @@ class Supervisor:
                 current["supervisor"].pop("heartbeat_at")
                 published, last_beat = current, now
             self.stopping.wait(min(0.5, self.settings.supervisor.poll_interval_seconds))
+        for keeper in self.keepers.values():  # each ends after its current look (a start under way: its timeout)
+            keeper.join(timeout=5)
         log.info("supervisor_stopped", pid=os.getpid())
 
 

@@ -3,30 +3,15 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from confluent_kafka import Producer
 
+from bench.known_events import event as event
 from infra import iceberg
 from infra.config import Settings
 from infra.services import kafka
-
-
-def event(service: str, i: int, at: datetime | None = None) -> dict[str, object]:
-    """Event `i` of `service` at `at` (default: now); every tenth a 503."""
-    return {
-        "event_id": f"{service}-{i}-{uuid.uuid4().hex}",
-        "event_time": (at or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
-        "service": service,
-        "method": "GET",
-        "route": "/items/{id}",
-        "path": f"/items/{i}",
-        "status_code": 200 if i % 10 else 503,
-        "duration_ms": float(i % 50),
-        "user_id": f"u{i % 13}" if i % 3 else None,
-    }
 
 
 def produce(settings: Settings, events: Iterable[dict[str, object]]) -> None:

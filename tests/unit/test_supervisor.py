@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -63,148 +63,141 @@ class Running:
 
 
 @pytest.fixture
-def stopped_at_end() -> Iterator[list[ManagedProcess]]:
-    procs: list[ManagedProcess] = []
-    yield procs
-    for proc in procs:
-        proc.stop()
+def supervise() -> Iterator[Callable[..., Running]]:
+    """Start a supervisor over units; at the end it stops, and so does every process it kept."""
+    started: list[Running] = []
+
+    def start(settings: Settings, *units: Unit) -> Running:
+        started.append(Running(settings, list(units)))
+        return started[-1]
+
+    yield start
+    for running in started:
+        running.stop()
+        for keeper in running.supervisor.keepers.values():
+            keeper.proc.stop()
 
 
-def test_a_killed_service_comes_back_and_its_exit_is_recorded(tmp_path, stopped_at_end):
+def test_a_killed_service_comes_back_and_its_exit_is_recorded(tmp_path, supervise):
     settings = _settings(tmp_path)
     proc = _proc(settings, "svc")
-    stopped_at_end.append(proc)
-    sup = Running(settings, [Unit(proc)])
-    try:
-        first = sup.up("svc")["pid"]
-        assert isinstance(first, int)
-        os.kill(first, signal.SIGKILL)
-        wait_for(lambda: (e := sup.entry("svc")).get("state") == "running" and e.get("pid") not in (None, first), 20,
-                 "the service to run again")  # fmt: skip
-        entry = sup.entry("svc")
-        assert entry["restarts"] == 1
-        assert entry["last_exit"]["status"] == "killed by SIGKILL"  # type: ignore[index]
-        assert proc.pid() == entry["pid"]
-    finally:
-        sup.stop()
+    sup = supervise(settings, Unit(proc))
+    first = sup.up("svc")["pid"]
+    assert isinstance(first, int)
+    os.kill(first, signal.SIGKILL)
+    wait_for(lambda: (e := sup.entry("svc")).get("state") == "running" and e.get("pid") not in (None, first), 20,
+             "the service to run again")  # fmt: skip
+    entry = sup.entry("svc")
+    assert entry["restarts"] == 1
+    assert entry["last_exit"]["status"] == "killed by SIGKILL"  # type: ignore[index]
+    assert proc.pid() == entry["pid"]
 
 
-def test_what_down_stopped_is_not_started_again(tmp_path, stopped_at_end):
+def test_what_down_stopped_is_not_started_again(tmp_path, supervise):
     settings = _settings(tmp_path)
     proc = _proc(settings, "svc")
-    stopped_at_end.append(proc)
-    sup = Running(settings, [Unit(proc)])
-    try:
-        pid = sup.up("svc")["pid"]
-        assert supervision.stop(settings, proc) is True
-        time.sleep(1.5)  # several looks of the supervisor, longer than its backoff
-        assert proc.pid() is None and sup.entry("svc")["state"] == "stopped"
-        assert sup.entry("svc")["restarts"] == 0 and pid
-    finally:
-        sup.stop()
+    sup = supervise(settings, Unit(proc))
+    pid = sup.up("svc")["pid"]
+    assert supervision.stop(settings, proc) is True
+    time.sleep(1.5)  # several looks of the supervisor, longer than its backoff
+    assert proc.pid() is None and sup.entry("svc")["state"] == "stopped"
+    assert sup.entry("svc")["restarts"] == 0 and pid
 
 
-def test_a_service_that_keeps_dying_is_given_up_on_naming_the_reason(tmp_path, stopped_at_end):
+def test_a_service_that_keeps_dying_is_given_up_on_naming_the_reason(tmp_path, supervise):
     settings = _settings(tmp_path, restart_budget=3)
     # healthy at first (its ready line), then it dies as a JVM does when its heap runs out
-    dies = "import time; print('ready', flush=True); time.sleep(0.3); "
+    dies = "import time; print('ready', flush=True); time.sleep(1.5); "
     dies += "print('Terminating due to java.lang.OutOfMemoryError: Java heap space', flush=True); raise SystemExit(3)"
     proc = _proc(settings, "oom", argv=[sys.executable, "-c", dies])
-    stopped_at_end.append(proc)
-    sup = Running(settings, [Unit(proc)])
-    try:
-        sup.up("oom")
-        wait_for(lambda: sup.entry("oom").get("state") == "gave-up", 30, "the supervisor to give up")
-        entry = sup.entry("oom")
-        assert entry["restarts"] == 3
-        error = str(entry["error"])
-        assert "oom ended 4 times within 15 minutes" in error, error
-        assert "exit code 3, OutOfMemoryError" in error, error
-        assert entry["last_exit"]["reason"].startswith("OutOfMemoryError")  # type: ignore[index]
-        # the waits between the restarts grew: 0.2, 0.4, 0.8 s
-        log = (settings.log_dir / "oom.log").read_text()
-        assert log.count("Terminating due to") == 4
-        time.sleep(1.5)
-        assert sup.entry("oom")["state"] == "gave-up" and proc.pid() is None  # it stays given up
-        # until the next `up`, which starts it again with a fresh budget
-        supervision.want(settings, "oom")
-        wait_for(lambda: (settings.log_dir / "oom.log").read_text().count("ready") > 4, 10, "a start after `up`")
-    finally:
-        sup.stop()
+    sup = supervise(settings, Unit(proc))
+    sup.up("oom")
+    wait_for(lambda: sup.entry("oom").get("state") == "gave-up", 30, "the supervisor to give up")
+    entry = sup.entry("oom")
+    assert entry["restarts"] == 3
+    error = str(entry["error"])
+    assert "oom ended 4 times within 15 minutes" in error, error
+    assert "exit code 3, OutOfMemoryError" in error, error
+    assert entry["last_exit"]["reason"].startswith("OutOfMemoryError")  # type: ignore[index]
+    # the waits between the restarts grew: 0.2, 0.4, 0.8 s
+    log = (settings.log_dir / "oom.log").read_text()
+    assert log.count("Terminating due to") == 4
+    time.sleep(1.5)
+    assert sup.entry("oom")["state"] == "gave-up" and proc.pid() is None  # it stays given up
+    # until the next `up`, which starts it again with a fresh budget
+    supervision.want(settings, "oom")
+    wait_for(lambda: (settings.log_dir / "oom.log").read_text().count("ready") > 4, 10, "a start after `up`")
 
 
-def test_restarts_wait_longer_each_time(tmp_path, stopped_at_end):
+def test_restarts_wait_longer_each_time(tmp_path, supervise):
     settings = _settings(tmp_path, initial_backoff_seconds=0.5, max_backoff_seconds=10, backoff_multiplier=2)
     proc = _proc(settings, "svc")
-    stopped_at_end.append(proc)
-    sup = Running(settings, [Unit(proc)])
-    try:
-        sup.up("svc")
-        waits = []
-        for restart in (1, 2, 3):
-            os.kill(int(sup.entry("svc")["pid"]), signal.SIGKILL)  # type: ignore[arg-type]
-            wait_for(lambda r=restart: sup.entry("svc").get("restarts") == r and sup.entry("svc")["state"] == "running",
-                     30, f"restart {restart}")  # fmt: skip
-            entry = sup.entry("svc")
-            # from the exit the supervisor saw to the restart it began
-            waits.append(entry["recent_restarts"][-1] - entry["last_exit"]["at"])  # type: ignore[index]
-        # 0.5, 1 and 2 s (each within one look of the supervisor, 0.1 s)
-        assert all(abs(w - want) < 0.25 for w, want in zip(waits, (0.5, 1.0, 2.0), strict=True)), waits
-    finally:
-        sup.stop()
+    sup = supervise(settings, Unit(proc))
+    sup.up("svc")
+    waits = []
+    for restart in (1, 2, 3):
+        os.kill(int(sup.entry("svc")["pid"]), signal.SIGKILL)  # type: ignore[arg-type]
+        wait_for(lambda r=restart: sup.entry("svc").get("restarts") == r and sup.entry("svc")["state"] == "running",
+                 30, f"restart {restart}")  # fmt: skip
+        entry = sup.entry("svc")
+        # from the exit the supervisor saw to the restart it began
+        waits.append(entry["recent_restarts"][-1] - entry["last_exit"]["at"])  # type: ignore[index]
+    # 0.5, 1 and 2 s (each within one look of the supervisor, 0.1 s)
+    assert all(abs(w - want) < 0.25 for w, want in zip(waits, (0.5, 1.0, 2.0), strict=True)), waits
 
 
-def test_a_dependent_waits_for_what_it_needs(tmp_path, stopped_at_end):
+def test_a_dependent_waits_for_what_it_needs(tmp_path, supervise):
     settings = _settings(tmp_path, initial_backoff_seconds=0.2)
     slow = [sys.executable, "-c", "import time; time.sleep(2); print('ready', flush=True); time.sleep(600)"]
     base = _proc(settings, "base", argv=slow)
     dependent = _proc(settings, "dependent")
-    stopped_at_end += [dependent, base]
-    sup = Running(settings, [Unit(base), Unit(dependent, after=("base",))])
-    try:
-        sup.up("base")
-        sup.up("dependent")
-        os.killpg(int(sup.entry("base")["pid"]), signal.SIGKILL)  # type: ignore[arg-type]
-        os.killpg(int(sup.entry("dependent")["pid"]), signal.SIGKILL)  # type: ignore[arg-type]
-        wait_for(lambda: sup.entry("dependent").get("state") == "waiting", 10, "the dependent to wait")
-        assert sup.entry("base")["state"] in ("backoff", "starting")
-        wait_for(lambda: sup.entry("dependent").get("state") == "running", 20, "the dependent to run again")
-        base_started = float(sup.entry("base")["started_at"])  # type: ignore[arg-type]
-        assert float(sup.entry("dependent")["started_at"]) >= base_started + 2  # type: ignore[arg-type]
-    finally:
-        sup.stop()
+    sup = supervise(settings, Unit(base), Unit(dependent, after=("base",)))
+    sup.up("base")
+    sup.up("dependent")
+    os.killpg(int(sup.entry("base")["pid"]), signal.SIGKILL)  # type: ignore[arg-type]
+    os.killpg(int(sup.entry("dependent")["pid"]), signal.SIGKILL)  # type: ignore[arg-type]
+    wait_for(lambda: sup.entry("dependent").get("state") == "waiting", 10, "the dependent to wait")
+    assert sup.entry("base")["state"] in ("backoff", "starting")
+    wait_for(lambda: sup.entry("dependent").get("state") == "running", 20, "the dependent to run again")
+    base_started = float(sup.entry("base")["started_at"])  # type: ignore[arg-type]
+    assert float(sup.entry("dependent")["started_at"]) >= base_started + 2  # type: ignore[arg-type]
 
 
-def test_a_start_that_fails_is_reported_to_up_with_the_log(tmp_path, stopped_at_end):
+def test_a_start_that_fails_is_reported_to_up_with_the_log(tmp_path, supervise):
     settings = _settings(tmp_path)
     proc = _proc(settings, "broken", argv=[sys.executable, "-c", "print('bad configuration: x'); raise SystemExit(2)"])
-    stopped_at_end.append(proc)
-    sup = Running(settings, [Unit(proc)])
-    try:
-        with pytest.raises(ServiceError, match="bad configuration: x"):
-            sup.up("broken")
-        time.sleep(1)
-        assert sup.entry("broken")["state"] == "failed" and sup.entry("broken")["restarts"] == 0
-    finally:
-        sup.stop()
+    sup = supervise(settings, Unit(proc))
+    with pytest.raises(ServiceError, match="bad configuration: x"):
+        sup.up("broken")
+    time.sleep(1)
+    assert sup.entry("broken")["state"] == "failed" and sup.entry("broken")["restarts"] == 0
 
 
-def test_a_new_supervisor_adopts_what_runs_and_keeps_it_alive(tmp_path, stopped_at_end):
+def test_a_new_supervisor_adopts_what_runs_and_keeps_it_alive(tmp_path, supervise):
     settings = _settings(tmp_path)
     proc = _proc(settings, "svc")
-    stopped_at_end.append(proc)
-    first = Running(settings, [Unit(proc)])
+    first = supervise(settings, Unit(proc))
     pid = first.up("svc")["pid"]
     first.stop()  # the supervisor ends; the service runs on
     assert proc.pid() == pid
-    second = Running(settings, [Unit(proc)])
-    try:
-        wait_for(lambda: second.entry("svc").get("pid") == pid, 10, "the new supervisor to adopt the service")
-        os.kill(int(pid), signal.SIGKILL)  # type: ignore[arg-type]
-        wait_for(lambda: (e := second.entry("svc")).get("state") == "running" and e.get("pid") not in (None, pid),
-                 20, "the adopted service to run again")  # fmt: skip
-        entry = second.entry("svc")
-        assert entry["last_exit"]["status"] == "ended (exit status unknown: adopted)"  # type: ignore[index]
-        assert entry["restarts"] == 1
-    finally:
-        second.stop()
+    second = supervise(settings, Unit(proc))
+
+    def adopted() -> bool:
+        state = supervision.read_state(settings)
+        started = state.get("supervisor", {}).get("started_at")
+        return started == second.supervisor.started_at and state["services"]["svc"]["pid"] == pid
+
+    wait_for(adopted, 10, "the new supervisor to adopt the service")
+    os.kill(int(pid), signal.SIGKILL)  # type: ignore[arg-type]
+    wait_for(lambda: (e := second.entry("svc")).get("state") == "running" and e.get("pid") not in (None, pid),
+             20, "the adopted service to run again")  # fmt: skip
+    entry = second.entry("svc")
+    assert entry["last_exit"]["status"] == "ended (exit status unknown: adopted)"  # type: ignore[index]
+    assert entry["restarts"] == 1
+    # one that ends while no supervisor watches is recorded as ended by the next one, then started again
+    second.stop()
+    os.kill(int(entry["pid"]), signal.SIGKILL)  # type: ignore[arg-type]
+    third = supervise(settings, Unit(proc))
+    wait_for(lambda: third.entry("svc").get("restarts") == 2 and third.entry("svc")["state"] == "running", 20,
+             "the service to run again under a third supervisor")  # fmt: skip
+    assert third.entry("svc")["last_exit"]["at"] > entry["last_exit"]["at"]  # type: ignore[index]
