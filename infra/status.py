@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from flink_jobs import JOBS
@@ -102,15 +103,22 @@ def collect(settings: Settings) -> dict[str, Any]:
             "where": "-",
         }
     )
-    for proc in processes(settings):
+    procs = processes(settings)
+    pids = {proc.name: proc.pid() for proc in procs}
+    # the health checks at once (each waits on a network answer): the report takes as long as the slowest
+    with ThreadPoolExecutor(max_workers=len(procs)) as pool:
+        probes = {name: pool.submit(_probe, checks[name][1]) for name, pid in pids.items() if pid is not None}
+    for proc in procs:
         record = kept.get(proc.name, {})
-        pid = proc.pid()
+        pid = pids[proc.name]
         should_run = proc.name in wanted
         state = "running" if pid else (record.get("state", "stopped") if sup_pid else "stopped")
+        if not pid and state == supervision.RUNNING:
+            state = "exited"  # the supervisor has not looked since
         if pid and record.get("pid") == pid and record.get("state") == supervision.STARTING:
             state = supervision.STARTING
-        where, check = checks[proc.name]
-        ok, health = _probe(check) if pid else (False, "-")
+        where = checks[proc.name][0]
+        ok, health = probes[proc.name].result() if pid else (False, "-")
         if state == supervision.STARTING:  # not healthy before the supervisor's own health gate says so
             ok, health = False, "starting"
         started = record.get("started_at") if record.get("pid") == pid else None
