@@ -8,6 +8,7 @@
                            Chromium for the browser tests, what `make test` runs)
     clean                  stop everything and delete all state (var/ and the catalog's data)
     deploy JOB             deploy or upgrade one Flink job
+    recover [JOB ...]      start each job that should run and has no active run from its latest checkpoint
     replay JOB DAY [DAY]   Kappa replay: the job's SQL in batch mode over raw.http_events of the days (UTC,
                            YYYY-MM-DD, end day included), overwriting those day partitions of speed.*
     maintain               compact small files, collapse re-firings, expire old snapshots (--help: options)
@@ -226,6 +227,12 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("clean")
     p = sub.add_parser("deploy")
     p.add_argument("job", choices=sorted(flink_jobs.JOBS))
+    p = sub.add_parser(
+        "recover", help="start each job that should run and has no active run from its latest checkpoint"
+    )
+    p.add_argument("jobs", nargs="*", metavar="JOB", help=f"default: all ({', '.join(sorted(flink_jobs.JOBS))})")
+    p.add_argument("--by", default="cli", help="who recovers, recorded in the job's state (default: %(default)s)")
+    p.add_argument("--reason", default="asked on the command line", help="why, recorded beside it")
     sub.add_parser("lock")
     sub.add_parser("lock-jars")
     p = sub.add_parser("replay", help="Kappa replay of whole days (UTC) from raw.http_events")
@@ -253,6 +260,12 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(settings.var_dir / "tmp", ignore_errors=True)
         elif args.command == "deploy":
             _deploy(settings, args.job)
+        elif args.command == "recover":
+            for job in args.jobs or DEFAULT_JOBS:
+                flink_jobs.spec(job)  # an unknown job fails here, naming the known ones
+                result = flink_jobs.recover(settings, job, by=args.by, reason=args.reason)
+                restored = f", restored from {result.restored_from}" if result.restored_from else ""
+                print(f"flink job {job}: {result.action} (job id {result.job_id or '-'}{restored})")
         elif args.command == "lock":
             install.lock_python()
         elif args.command == "lock-jars":

@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from infra import logs, supervision
-from infra.config import Settings, load_settings
+from infra.config import REPO_ROOT, Settings, load_settings
 from infra.logs import get_logger
 from infra.process import ManagedProcess, ServiceError, describe_exit, wait_until
 from infra.services import dagster, demo, flink, kafka, postgres
@@ -78,19 +79,21 @@ def units(settings: Settings) -> list[Unit]:
 
 
 def resubmit_jobs(settings: Settings) -> None:
-    """After a JobManager restart: each job that should run, from its latest retained checkpoint."""
-    from flink_jobs import JOBS
-    from infra.services import flink_jobs
-
+    """After a JobManager restart: each job that should run, from its latest retained checkpoint. In a process of
+    its own (`python -m infra recover`): the submission's imports (the Iceberg catalog's client among them) would
+    otherwise stay in the supervisor's memory for good."""
     wait_until(
         lambda: flink.is_healthy(settings),
         timeout=300,
         what="a TaskManager to register with the new JobManager",
     )
-    for job in JOBS:
-        result = flink_jobs.recover(settings, job, by="supervisor", reason="the JobManager was restarted")
-        log.warning("job_resubmitted", job=job, action=result.action, job_id=result.job_id,
-                    restored_from=result.restored_from or "none")  # fmt: skip
+    argv = [sys.executable, "-m", "infra", "recover", "--by", "supervisor", "--reason", "the JobManager was restarted"]
+    done = subprocess.run(
+        argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=settings.flink.submit_timeout_seconds + 300
+    )
+    if done.returncode != 0:
+        raise ServiceError(f"resubmitting the jobs failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    log.warning("jobs_resubmitted", output=done.stdout.strip()[-500:])
 
 
 def _started_epoch(pid: int) -> float | None:
