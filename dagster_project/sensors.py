@@ -120,6 +120,9 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
         limit = settings.dagster.unhealthy_after_seconds
         events: list[dg.AssetObservation | dg.AssetCheckEvaluation] = []
         requests: list[dg.RunRequest] = []
+        # after a JobManager restart the supervisor resubmits the jobs itself (infra/supervisor.py)
+        jobmanager_restarted = stack.restarted_at("flink-jobmanager")
+        supervisor_on_it = jobmanager_restarted is not None and now - jobmanager_restarted < limit
         for job in JOBS:
             try:
                 status = flink.status(job)
@@ -133,10 +136,8 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
             verdict = checks.job_running(job, status, since, now, limit)
             if _due(seen.setdefault("check", {}), verdict.passed, now):
                 events.append(verdict.evaluation())
-            # a deploy or stop under way (it holds the job's lock) is not a failure; after a JobManager restart the
-            # supervisor resubmits the jobs itself (infra/supervisor.py): Dagster steps in when it has not
-            jobmanager_restarted = stack.restarted_at("flink-jobmanager")
-            supervisor_on_it = jobmanager_restarted is not None and now - jobmanager_restarted < limit
+            # a deploy or stop under way (it holds the job's lock) is not a failure; Dagster steps in when the
+            # supervisor has not
             lost = gone and not flink.busy(job) and not supervisor_on_it
             waited = now - seen.get("requested", 0) >= RETRY_RECOVERY_AFTER_SECONDS
             if lost and waited and not _recovery_in_flight(context, job):

@@ -58,9 +58,12 @@ def _step(what: str, action: Callable[[], object]) -> None:
 
 
 def _deploy(settings: Settings, job: str) -> None:
-    result = flink_jobs.deploy(settings, job)
+    _print_result(flink_jobs.deploy(settings, job))
+
+
+def _print_result(result: flink_jobs.DeployResult) -> None:
     restored = f", restored from {result.restored_from}" if result.restored_from else ""
-    print(f"flink job {job}: {result.action} (job id {result.job_id}{restored})")
+    print(f"flink job {result.job}: {result.action} (job id {result.job_id or '-'}{restored})")
 
 
 def up(settings: Settings, components: list[str]) -> None:
@@ -263,9 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "recover":
             for job in args.jobs or DEFAULT_JOBS:
                 flink_jobs.spec(job)  # an unknown job fails here, naming the known ones
-                result = flink_jobs.recover(settings, job, by=args.by, reason=args.reason)
-                restored = f", restored from {result.restored_from}" if result.restored_from else ""
-                print(f"flink job {job}: {result.action} (job id {result.job_id or '-'}{restored})")
+                _print_result(flink_jobs.recover(settings, job, by=args.by, reason=args.reason))
         elif args.command == "lock":
             install.lock_python()
         elif args.command == "lock-jars":

@@ -19,6 +19,7 @@ from infra import supervision
 from infra.config import Settings
 from infra.process import ManagedProcess
 from infra.services import dagster, demo, flink, flink_jobs, kafka, postgres
+from infra.supervisor import units
 
 EXIT_HEALTHY, EXIT_UNHEALTHY, EXIT_STOPPED = 0, 1, 3
 
@@ -69,15 +70,15 @@ def _checks(settings: Settings) -> dict[str, tuple[str, Callable[[], str]]]:
 
 
 def processes(settings: Settings) -> list[ManagedProcess]:
-    """The processes `make up` may start here, in start order."""
-    found: list[ManagedProcess] = []
-    if settings.kafka.mode == "embedded":
-        found.append(kafka.process(settings))
-    if settings.embedded_postgres:
-        found.append(postgres.process(settings))
-    if settings.flink.mode == "embedded":
-        found += flink.processes(settings)
-    return found + dagster.processes(settings) + demo.processes(settings)
+    """The processes `make up` may start here, in start order: the ones the supervisor keeps."""
+    return [unit.process for unit in units(settings)]
+
+
+def exit_text(last: dict[str, Any] | None) -> str:
+    """A process's last exit in a few words: its status, and the cause its log named."""
+    if not last:
+        return "-"
+    return str(last["status"]) + (f" ({last['reason']})" if last.get("reason") else "")
 
 
 def collect(settings: Settings) -> dict[str, Any]:
@@ -144,7 +145,7 @@ def collect(settings: Settings) -> dict[str, Any]:
     if settings.flink.mode == "remote":
         ok, health = _probe(checks["flink-jobmanager"][1])
         services.append(_external("flink", settings.flink.url, ok, health))
-    cluster_up = settings.flink.mode == "remote" or flink.processes(settings)[0].is_running()
+    cluster_up = settings.flink.mode == "remote" or pids.get("flink-jobmanager") is not None
     jobs = [_job(settings, name, cluster_up) for name in JOBS]
     anything = any(s["should_run"] for s in services) or any(j["should_run"] for j in jobs)
     healthy = all(s["healthy"] for s in services) and all(j["healthy"] for j in jobs)
@@ -199,11 +200,10 @@ def _ago(seconds: float | None) -> str:
 def render(report: dict[str, Any]) -> str:
     rows = [("SERVICE", "STATE", "UP", "RESTARTS", "LAST EXIT", "WHERE", "HEALTH")]
     for s in report["services"]:
-        last = s.get("last_exit") or {}
-        exit_text = last.get("status", "-") + (f" ({last['reason']})" if last.get("reason") else "")
         health = s["health"] if s["healthy"] or not s["should_run"] else f"UNHEALTHY: {s.get('error') or s['health']}"
         rows.append(
-            (s["name"], s["state"], _ago(s.get("uptime_seconds")), str(s.get("restarts", "-")), exit_text,
+            (s["name"], s["state"], _ago(s.get("uptime_seconds")), str(s.get("restarts", "-")),
+             exit_text(s.get("last_exit")),
              s["where"], health)
         )  # fmt: skip
     for j in report["jobs"]:

@@ -132,12 +132,11 @@ class Keeper(threading.Thread):
         self.name_ = unit.process.name
         config = supervisor.settings.supervisor
         self.config = config
-        # what the record of an earlier supervisor says (restarts survive a restart of the supervisor)
         self.state: str = supervision.STOPPED
-        self.pid: int | None = None
         self.child: subprocess.Popen[bytes] | None = None
         self.log_offset = 0
         self.started_at: float | None = None
+        # what the record of an earlier supervisor says (restarts survive a restart of the supervisor)
         self.restarts = int(record.get("restarts", 0))
         self.recent: list[float] = [float(t) for t in record.get("recent_restarts", [])]
         self.last_exit: dict[str, Any] | None = record.get("last_exit")
@@ -149,7 +148,7 @@ class Keeper(threading.Thread):
         if record.get("state") in (supervision.FAILED, supervision.GAVE_UP):
             self.state = str(record["state"])
         # what an earlier supervisor ran: if it ended while none watched, the first look records that it ended
-        self.pid = record.get("pid") if record.get("state") == supervision.RUNNING else None
+        self.pid: int | None = record.get("pid") if record.get("state") == supervision.RUNNING else None
 
     # ---- what the state file shows ----
     def snapshot(self) -> dict[str, Any]:
@@ -242,22 +241,27 @@ class Keeper(threading.Thread):
         """The service's process is gone: how it ended, what its log names, and the rest of its group."""
         assert self.pid is not None
         code = self.child.wait() if self.child is not None and self.child.pid == self.pid else None
-        now = time.time()
-        reason = _reason_in_log(self.proc.log_file, self.log_offset)
-        uptime = round(now - self.started_at, 1) if self.started_at else None
-        self.last_exit = {
-            "status": describe_exit(code) if self.child is not None else "ended (exit status unknown: adopted)",
-            "code": code,
-            "at": now,
-            "reason": reason,
-            "uptime_seconds": uptime,
-        }
-        log.warning("exited", service=self.name_, pid=self.pid, status=self.last_exit["status"],
-                    reason=reason or "-", uptime_s=uptime if uptime is not None else "-")  # fmt: skip
+        unknown = "ended (exit status unknown: adopted)" if self.child is None else None
+        exit_ = self._record_exit(code, unknown)
+        log.warning("exited", service=self.name_, pid=self.pid, status=exit_["status"],
+                    reason=exit_["reason"] or "-", uptime_s=exit_["uptime_seconds"] or "-")  # fmt: skip
         self.proc.end_group(self.pid)  # what it started lives on in its session: it goes too
         self.proc.pid_file.unlink(missing_ok=True)
         self.pid, self.child, self.started_at = None, None, None
-        self._back_off(now)
+        self._back_off(exit_["at"])
+
+    def _record_exit(self, code: int | None, unknown: str | None) -> dict[str, Any]:
+        """How the process of this start ended (`unknown`: the status when there is no code), and the cause its
+        log names since the start."""
+        now = time.time()
+        self.last_exit = {
+            "status": unknown if unknown is not None else describe_exit(code),
+            "code": code,
+            "at": now,
+            "reason": _reason_in_log(self.proc.log_file, self.log_offset),
+            "uptime_seconds": round(now - self.started_at, 1) if self.started_at else None,
+        }
+        return self.last_exit
 
     def _back_off(self, now: float) -> None:
         self.backoff_until = now + self.delay
@@ -279,13 +283,7 @@ class Keeper(threading.Thread):
             self.proc.await_healthy(child, offset)
         except ServiceError as exc:
             code = child.poll()
-            self.last_exit = {
-                "status": describe_exit(code) if code is not None else "stopped: not healthy in time",
-                "code": code,
-                "at": time.time(),
-                "reason": _reason_in_log(self.proc.log_file, offset),
-                "uptime_seconds": round(time.time() - self.started_at, 1),
-            }
+            self._record_exit(code, None if code is not None else "stopped: not healthy in time")
             self.pid, self.child, self.started_at = None, None, None
             if supervision.request_of(settings, self.name_) is None:
                 self.handled, self.state = request, supervision.STOPPED  # stopped by `down` while starting

@@ -9,6 +9,7 @@ from typing import Any
 import dagster as dg
 
 from dagster_project.resources import StackResource
+from infra.status import exit_text
 
 SERVICES = dg.AssetKey(["platform", "services"])
 
@@ -22,12 +23,6 @@ def services(stack: StackResource) -> dg.ObserveResult:
     return dg.ObserveResult(metadata=services_metadata(stack.report()))
 
 
-def _exit_text(last: dict[str, Any] | None) -> str:
-    if not last:
-        return "-"
-    return str(last["status"]) + (f" ({last['reason']})" if last.get("reason") else "")
-
-
 def services_metadata(report: dict[str, Any]) -> dict[str, Any]:
     """One observation of the services, from one report (infra/status.py)."""
     metadata: dict[str, Any] = {"healthy": dg.MetadataValue.bool(bool(report["healthy"]))}
@@ -37,7 +32,7 @@ def services_metadata(report: dict[str, Any]) -> dict[str, Any]:
         name, uptime = service["name"], service.get("uptime_seconds")
         metadata[f"{name}/state"] = service["state"]
         metadata[f"{name}/restarts"] = dg.MetadataValue.int(int(service.get("restarts") or 0))
-        metadata[f"{name}/last_exit"] = _exit_text(service.get("last_exit"))
+        metadata[f"{name}/last_exit"] = exit_text(service.get("last_exit"))
         metadata[f"{name}/uptime_seconds"] = dg.MetadataValue.float(float(uptime)) if uptime is not None else "-"
     return metadata
 
