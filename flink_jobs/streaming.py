@@ -4,7 +4,8 @@ Iceberg's Flink sink).
 
     sources/<kind>.sql -> http_events.sql          parse and validate           -> checked_events
       |- raw_events.sql                             malformed messages -> raw.dead_letter_events
-      -> unique_events.sql                          valid events, each event_id once -> events
+      -> unique_events.sql                          valid events, each event_id once, each with the watermark
+         |                                          it is split at (kept across restores) -> events
          |- raw_events.sql                          -> raw.http_events (device class and bot flag: user_agent.py's
          |                                             rules as built-in REGEXPs)
          |- late_events.sql -> windows.sql          split at the watermark: behind it -> raw.late_events; ahead of

@@ -1,5 +1,36 @@
--- The valid events of `checked_events` (http_events.sql, read once), each event_id once. The event time stays
--- a time attribute: windows and the split at the watermark read it.
+-- The valid events of `checked_events` (http_events.sql, read once), each event_id once, each with the watermark
+-- it is judged against (`split_watermark`). The event time stays a time attribute: windows read it.
+-- Placeholders: {{ out_of_orderness_seconds }}.
+
+-- The watermark an event is split at (late_events.sql, datastream_inputs.sql): the watermark as it arrives
+-- (CURRENT_WATERMARK), unless the job has just been restored. Flink does not checkpoint watermarks: after a
+-- restore CURRENT_WATERMARK is NULL until the first new one passes, and may then start behind the last one
+-- before the restore, while the window operators restored theirs and drop whatever is behind it. So this
+-- operator keeps, in its checkpointed state, the newest watermark it saw with an event and the newest event
+-- time minus the out-of-orderness (the watermark the source derives from them is never ahead of that, whatever
+-- the partitions and their idleness). While the arriving watermark is NULL or behind the newest seen, an event
+-- is split at the latter: never behind the windows' restored watermark, so an event they would drop is
+-- recorded late instead. It reads every message, valid or not, as the source's watermark does. One operator
+-- for the whole job (its state: two timestamps); its state lives as long as the de-duplication's, renewed by
+-- every event.
+CREATE TEMPORARY VIEW watermarked_events AS
+SELECT
+  *,
+  CASE
+    WHEN arrival_watermark IS NOT NULL AND arrival_watermark >= MAX(arrival_watermark) OVER seen
+      THEN arrival_watermark
+    ELSE MAX(CAST(event_time AS TIMESTAMP_LTZ(3)) - INTERVAL '{{ out_of_orderness_seconds }}' SECOND) OVER seen
+  END AS split_watermark
+FROM (
+  -- the columns of an event (a malformed message's text stays out of this operator's input)
+  SELECT
+    event_id, event_time, service, `method`, route, path, status_code, duration_ms, user_id, client_address,
+    user_agent, referer, trace_id, request_bytes, response_bytes, schema_version,
+    kafka_partition, kafka_offset, kafka_timestamp, proc_time, error_reason,
+    CURRENT_WATERMARK(event_time) AS arrival_watermark
+  FROM checked_events
+)
+WINDOW seen AS (ORDER BY proc_time ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW);
 
 CREATE TEMPORARY VIEW valid_http_events AS
 SELECT
@@ -7,8 +38,8 @@ SELECT
   COALESCE(user_id, client_address, 'anonymous') AS user_key,
   CONCAT(service, '/', COALESCE(user_id, client_address, 'anonymous')) AS session_key,
   user_agent, referer, trace_id, request_bytes, response_bytes, schema_version,
-  kafka_partition, kafka_offset, kafka_timestamp, proc_time
-FROM checked_events
+  kafka_partition, kafka_offset, kafka_timestamp, proc_time, split_watermark
+FROM watermarked_events
 WHERE error_reason IS NULL;
 
 -- An event delivered twice (a spool replay after a lost acknowledgement) keeps its first delivery. Keeping the

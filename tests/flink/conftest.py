@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
@@ -137,3 +137,40 @@ def lake(tmp_path: Path, catalog_settings: Settings) -> Iterator[Lake]:
     settings = load_settings(iceberg={"catalog_name": name, "warehouse": (tmp_path / "warehouse").as_uri()})
     iceberg.ensure_tables(settings)
     yield Lake(settings=settings, root=tmp_path)
+
+
+@pytest.fixture(scope="session")
+def broker(flink_sandbox: Sandbox) -> Iterator[Sandbox]:
+    """A Kafka broker in the sandbox, through the CLI."""
+    flink_sandbox.cli("up", "kafka")
+    yield flink_sandbox
+    flink_sandbox.cli("down", "kafka")
+
+
+def start_job(
+    lake: Lake, topic: str, name: str, flink_options: dict[str, str] | None = None, **streaming: Any
+) -> tuple[subprocess.Popen[bytes], IO[str]]:
+    """The streaming job over `topic` on a local mini-cluster, checkpoints every second; its log in the lake.
+    `flink_options`: the mini-cluster's configuration (where checkpoints go, one to restore from)."""
+    settings = lake.settings
+    config_path = lake.write_config(name, {
+        "kafka": {"bootstrap_servers": settings.kafka.servers, "topic": topic, "group_id": f"flink-{topic}"},
+        "source": {"kind": "kafka"},
+        "streaming": {**settings.streaming.model_dump(), **streaming},
+        "checkpoint_interval_seconds": 1,
+    })  # fmt: skip
+    # the job is unbounded: keep its client (and with it the local mini-cluster) alive until the test ends
+    run = (
+        "import sys; from pyflink.common import Configuration; "
+        "from pyflink.datastream import StreamExecutionEnvironment; from flink_jobs import streaming; "
+        "from flink_jobs.job_config import from_args; conf = Configuration(); "
+        f"[conf.set_string(k, v) for k, v in {flink_options or {}!r}.items()]; "
+        "env = StreamExecutionEnvironment.get_execution_environment(conf); "
+        f"streaming.build(from_args(sys.argv[1:]), env); env.execute('{name}')"
+    )
+    log = (lake.root / f"{name}.log").open("w")
+    job = subprocess.Popen(
+        [str(install.flink_python(settings)), "-c", run, "--config", str(config_path)],
+        cwd=REPO_ROOT, env=mini_cluster_env(settings), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    return job, log

@@ -19,58 +19,23 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import datetime
-from typing import IO, Any
 
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from infra import install
-from infra.config import REPO_ROOT
 from infra.services.kafka import client_config
-from tests.flink.conftest import Lake, Sandbox, mini_cluster_env
+from tests.flink.conftest import Lake, Sandbox, start_job
 from tests.flink.test_windows import at, event
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
 IDLE_TIMEOUT_SECONDS = 2
-
-
-@pytest.fixture(scope="module")
-def broker(flink_sandbox: Sandbox) -> Iterator[Sandbox]:
-    flink_sandbox.cli("up", "kafka")
-    yield flink_sandbox
-    flink_sandbox.cli("down", "kafka")
-
-
-def _start_job(lake: Lake, topic: str, name: str, **streaming: Any) -> tuple[subprocess.Popen[bytes], IO[str]]:
-    """The streaming job over `topic` on a local mini-cluster, checkpoints every second; its log in the lake."""
-    settings = lake.settings
-    config_path = lake.write_config(name, {
-        "kafka": {"bootstrap_servers": settings.kafka.servers, "topic": topic, "group_id": f"flink-{topic}"},
-        "source": {"kind": "kafka"},
-        "streaming": {**settings.streaming.model_dump(), **streaming},
-        "checkpoint_interval_seconds": 1,
-    })  # fmt: skip
-    # the job is unbounded: keep its client (and with it the local mini-cluster) alive until the test ends
-    run = (
-        "import sys; from pyflink.datastream import StreamExecutionEnvironment; from flink_jobs import streaming; "
-        "from flink_jobs.job_config import from_args; env = StreamExecutionEnvironment.get_execution_environment(); "
-        f"streaming.build(from_args(sys.argv[1:]), env); env.execute('{name}')"
-    )
-    log = (lake.root / f"{name}.log").open("w")
-    job = subprocess.Popen(
-        [str(install.flink_python(settings)), "-c", run, "--config", str(config_path)],
-        cwd=REPO_ROOT, env=mini_cluster_env(settings), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    return job, log
 
 
 def test_an_idle_partition_does_not_hold_the_watermark_back(broker: Sandbox, lake: Lake) -> None:
@@ -87,7 +52,7 @@ def test_an_idle_partition_does_not_hold_the_watermark_back(broker: Sandbox, lak
     send(0, event("p0-1", "10:00:05", "/a", 200, "u1", 1))
     send(1, event("p1-1", "10:00:20", "/a", 200, "u2", 1))  # then partition 1 falls silent
 
-    job, log = _start_job(lake, topic, "idle", idle_timeout_seconds=IDLE_TIMEOUT_SECONDS)
+    job, log = start_job(lake, topic, "idle", idle_timeout_seconds=IDLE_TIMEOUT_SECONDS)
     group = Consumer({**client_config(settings), "group.id": f"flink-{topic}", "enable.auto.commit": False})
 
     def both_read() -> bool:
@@ -162,7 +127,7 @@ def test_a_second_delivery_is_dropped_within_the_horizon_and_kept_after_it(broke
         producer.produce(topic, message.encode())
         assert producer.flush(10) == 0
 
-    job, log = _start_job(lake, topic, "dedup", dedup_horizon_minutes=1)
+    job, log = start_job(lake, topic, "dedup", dedup_horizon_minutes=1)
     try:
 
         def rows() -> list[str]:
