@@ -103,11 +103,15 @@ def source_params(config: JobConfig) -> dict[str, str]:
     return params
 
 
-def through_datastream(t_env: TableEnvironment, view: str, name: str, *, proc_time: str | None = None) -> None:
+def through_datastream(
+    t_env: TableEnvironment, view: str, name: str, *, proc_time: str | None = None, watermark: str | None = None
+) -> None:
     """Register `name`: the rows of the insert-only `view` through a DataStream and back, the same columns in the
-    same order. `event_time` is the event-time attribute again (the watermarks carry over) and `proc_time`, when
-    named, a processing-time attribute again (taken anew here). The planner cannot see through a DataStream, so
-    everything before it is shared by whatever reads `name` (streaming.py says why that matters)."""
+    same order. `event_time` is the event-time attribute again: the watermarks carry over, or, when `watermark`
+    names a column, they are that column's newest value (emitted like a source's, every
+    `pipeline.auto-watermark-interval`). `proc_time`, when named, is a processing-time attribute again (taken anew
+    here). The planner cannot see through a DataStream, so everything before it is shared by whatever reads `name`
+    (streaming.py says why that matters)."""
     from pyflink.table import DataTypes, Schema, StreamTableEnvironment
 
     assert isinstance(t_env, StreamTableEnvironment)
@@ -115,7 +119,7 @@ def through_datastream(t_env: TableEnvironment, view: str, name: str, *, proc_ti
     builder = (
         Schema.new_builder()
         .column_by_metadata("__event_time", DataTypes.TIMESTAMP_LTZ(3), "rowtime")
-        .watermark("__event_time", "SOURCE_WATERMARK()")
+        .watermark("__event_time", f"`{watermark}`" if watermark else "SOURCE_WATERMARK()")
     )
     if proc_time is not None:
         builder = builder.column_by_expression("__proc_time", "PROCTIME()")

@@ -5,7 +5,8 @@ Iceberg's Flink sink).
     sources/<kind>.sql -> http_events.sql          parse and validate           -> checked_events
       |- raw_events.sql                             malformed messages -> raw.dead_letter_events
       -> unique_events.sql                          valid events, each event_id once, each with the watermark
-         |                                          it is split at (kept across restores) -> events
+         |                                          it is split at, which the windows run on (kept across
+         |                                          restores) -> events
          |- raw_events.sql                          -> raw.http_events (device class and bot flag: user_agent.py's
          |                                             rules as built-in REGEXPs)
          |- late_events.sql -> windows.sql          split at the watermark: behind it -> raw.late_events; ahead of
@@ -117,7 +118,8 @@ def build(config: JobConfig, env: StreamExecutionEnvironment) -> None:
     sql_files.statement_set(t_env, [f"sources/{config.source.kind}.sql", "http_events.sql"], params)
     through_datastream(t_env, "checked_http_events", "checked_events", proc_time="proc_time")
     sql_files.statement_set(t_env, ["unique_events.sql"], params)
-    through_datastream(t_env, "unique_http_events", "events")
+    # the windows run on the watermark the split judges by (unique_events.sql: kept across restores)
+    through_datastream(t_env, "unique_http_events", "events", watermark="split_watermark")
     sql_files.statement_set(t_env, ["datastream_inputs.sql"], params)
     datastream_windows.add_windows(t_env, config)
     inserts = sql_files.statement_set(t_env, list(SQL_FILES), params)

@@ -1,26 +1,18 @@
 -- The valid events of `checked_events` (http_events.sql, read once), each event_id once, each with the watermark
 -- it is judged against (`split_watermark`). The event time stays a time attribute: windows read it.
--- Placeholders: {{ out_of_orderness_seconds }}.
 
--- The watermark an event is split at (late_events.sql, datastream_inputs.sql): the watermark as it arrives
--- (CURRENT_WATERMARK), unless the job has just been restored. Flink does not checkpoint watermarks: after a
--- restore CURRENT_WATERMARK is NULL until the first new one passes, and may then start behind the last one
--- before the restore, while the window operators restored theirs and drop whatever is behind it. So this
--- operator keeps, in its checkpointed state, the newest watermark it saw with an event and the newest event
--- time minus the out-of-orderness (the watermark the source derives from them is never ahead of that, whatever
--- the partitions and their idleness). While the arriving watermark is NULL or behind the newest seen, an event
--- is split at the latter: never behind the windows' restored watermark, so an event they would drop is
--- recorded late instead. It reads every message, valid or not, as the source's watermark does. One operator
--- for the whole job (its state: two timestamps); its state lives as long as the de-duplication's, renewed by
--- every event.
+-- The watermark an event is split at (late_events.sql, datastream_inputs.sql), and the one the windows run on
+-- (streaming.py: `events` takes its watermark from this column, not from the source): the newest watermark the
+-- job saw arrive with an event (CURRENT_WATERMARK), kept in this operator's checkpointed state. Flink does not
+-- checkpoint watermarks: after a restore CURRENT_WATERMARK is NULL until the first new one passes, and may then
+-- start behind the last one, while the window operators restore theirs and drop whatever is behind it. Here the
+-- newest one seen is restored with the windows' own, which never passed it (they only advance on it), so an
+-- event on time for the split is on time for every window, after a restore too, and one behind it is recorded
+-- late: exactly one of the two. It never goes back, so a window's watermark is never ahead of the split's.
+-- One operator for the whole job (its state: one timestamp), reading every message, valid or not; its state
+-- lives as long as the de-duplication's, renewed by every event.
 CREATE TEMPORARY VIEW watermarked_events AS
-SELECT
-  *,
-  CASE
-    WHEN arrival_watermark IS NOT NULL AND arrival_watermark >= MAX(arrival_watermark) OVER seen
-      THEN arrival_watermark
-    ELSE MAX(CAST(event_time AS TIMESTAMP_LTZ(3)) - INTERVAL '{{ out_of_orderness_seconds }}' SECOND) OVER seen
-  END AS split_watermark
+SELECT *, MAX(arrival_watermark) OVER seen AS split_watermark
 FROM (
   -- the columns of an event (a malformed message's text stays out of this operator's input)
   SELECT
