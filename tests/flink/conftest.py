@@ -12,15 +12,19 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from infra import iceberg, install, sandbox
 from infra.config import REPO_ROOT, Settings, load_settings
+from infra.services.kafka import client_config
 
 
 @dataclass
@@ -145,6 +149,32 @@ def broker(flink_sandbox: Sandbox) -> Iterator[Sandbox]:
     flink_sandbox.cli("up", "kafka")
     yield flink_sandbox
     flink_sandbox.cli("down", "kafka")
+
+
+@dataclass
+class Topic:
+    """A topic of one test on the sandbox's broker; `send` returns once the broker has the message."""
+
+    name: str
+    admin: AdminClient
+    producer: Producer
+
+    def send(self, message: str, partition: int | None = None) -> None:
+        if partition is None:
+            self.producer.produce(self.name, message.encode())
+        else:
+            self.producer.produce(self.name, message.encode(), partition=partition)
+        assert self.producer.flush(10) == 0
+
+    def delete(self) -> None:
+        self.admin.delete_topics([self.name])
+
+
+def create_topic(settings: Settings, prefix: str, partitions: int = 1) -> Topic:
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient(client_config(settings))
+    admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])[name].result(30)
+    return Topic(name, admin, Producer({**client_config(settings), "enable.idempotence": True}))
 
 
 def start_job(

@@ -21,15 +21,13 @@ import os
 import signal
 import threading
 import time
-import uuid
 from datetime import datetime
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from infra.services.kafka import client_config
-from tests.flink.conftest import Lake, Sandbox, start_job
+from tests.flink.conftest import Lake, Sandbox, create_topic, start_job
 from tests.flink.test_windows import at, event
 from tests.waiting import wait_for
 
@@ -40,14 +38,11 @@ IDLE_TIMEOUT_SECONDS = 2
 
 def test_an_idle_partition_does_not_hold_the_watermark_back(broker: Sandbox, lake: Lake) -> None:
     settings = broker.settings
-    topic = f"idle-{uuid.uuid4().hex[:8]}"
-    admin = AdminClient(client_config(settings))
-    admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])[topic].result(30)
-    producer = Producer({**client_config(settings), "enable.idempotence": True})
+    created = create_topic(settings, "idle", partitions=2)
+    topic = created.name
 
     def send(partition: int, message: str) -> None:
-        producer.produce(topic, message.encode(), partition=partition)
-        assert producer.flush(10) == 0
+        created.send(message, partition)
 
     send(0, event("p0-1", "10:00:05", "/a", 200, "u1", 1))
     send(1, event("p1-1", "10:00:20", "/a", 200, "u2", 1))  # then partition 1 falls silent
@@ -109,7 +104,7 @@ def test_an_idle_partition_does_not_hold_the_watermark_back(broker: Sandbox, lak
         os.killpg(job.pid, signal.SIGKILL)
         job.wait(30)
         log.close()
-        admin.delete_topics([topic])
+        created.delete()
 
 
 def test_a_second_delivery_is_dropped_within_the_horizon_and_kept_after_it(broker: Sandbox, lake: Lake) -> None:
@@ -118,14 +113,8 @@ def test_a_second_delivery_is_dropped_within_the_horizon_and_kept_after_it(broke
     after it is written again (the Kappa replay and Lambda's batch layer count it once; dbt's `unique` test on
     stg_http_events reports it)."""
     settings = broker.settings
-    topic = f"dedup-{uuid.uuid4().hex[:8]}"
-    admin = AdminClient(client_config(settings))
-    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(30)
-    producer = Producer({**client_config(settings), "enable.idempotence": True})
-
-    def send(message: str) -> None:
-        producer.produce(topic, message.encode())
-        assert producer.flush(10) == 0
+    created = create_topic(settings, "dedup")
+    topic, send = created.name, created.send
 
     job, log = start_job(lake, topic, "dedup", dedup_horizon_minutes=1)
     try:
@@ -153,4 +142,4 @@ def test_a_second_delivery_is_dropped_within_the_horizon_and_kept_after_it(broke
         os.killpg(job.pid, signal.SIGKILL)
         job.wait(30)
         log.close()
-        admin.delete_topics([topic])
+        created.delete()

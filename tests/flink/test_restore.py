@@ -13,16 +13,12 @@ from __future__ import annotations
 
 import os
 import signal
-import uuid
 from datetime import datetime
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
 
-from infra.services.kafka import client_config
-from tests.flink.conftest import Lake, Sandbox, start_job
+from tests.flink.conftest import Lake, Sandbox, create_topic, start_job
 from tests.flink.test_windows import at, event
 from tests.waiting import wait_for
 
@@ -37,14 +33,8 @@ def _latest_checkpoint(checkpoints: Path) -> Path | None:
 
 def test_a_late_event_read_first_after_a_restore_is_recorded_late(broker: Sandbox, lake: Lake) -> None:
     settings = broker.settings
-    topic = f"restore-{uuid.uuid4().hex[:8]}"
-    admin = AdminClient(client_config(settings))
-    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(30)
-    producer = Producer({**client_config(settings), "enable.idempotence": True})
-
-    def send(message: str) -> None:
-        producer.produce(topic, message.encode())
-        assert producer.flush(10) == 0
+    created = create_topic(settings, "restore")
+    topic, send = created.name, created.send
 
     def minute_rows() -> list[tuple[datetime, str, int, int]]:
         rows = lake.rows("speed.api_requests_per_minute")
@@ -108,4 +98,4 @@ def test_a_late_event_read_first_after_a_restore_is_recorded_late(broker: Sandbo
             os.killpg(restored.pid, signal.SIGKILL)
             restored.wait(30)
             log.close()
-        admin.delete_topics([topic])
+        created.delete()
