@@ -19,8 +19,8 @@ import threading
 import time
 from typing import Any
 
+from config.settings import REPO_ROOT
 from infra import sandbox
-from infra.config import REPO_ROOT
 
 
 def _measure(name: str, extra_env: dict[str, str], seconds: float) -> dict[str, Any]:
@@ -31,9 +31,9 @@ def _measure(name: str, extra_env: dict[str, str], seconds: float) -> dict[str, 
     try:
         subprocess.run([*cli, "up"], cwd=REPO_ROOT, env=env, check=True, capture_output=True)
         os.environ.update({k: v for k, v in env.items() if k.startswith("PIPELINE_")})
-        from infra import iceberg
-        from infra.config import load_settings
+        from config.settings import load_settings
         from infra.services import flink, flink_jobs
+        from lakehouse import iceberg
 
         settings = load_settings()
         job = flink_jobs.find_job(settings, "streaming")

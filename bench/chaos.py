@@ -38,9 +38,11 @@ from typing import Any
 from confluent_kafka import Producer
 
 from bench import known_events, stack
-from infra import iceberg, supervision
-from infra.config import Settings
-from infra.services import flink_jobs, kafka
+from config.settings import Settings
+from event_log.topic import client_config
+from infra import supervision
+from infra.services import flink_jobs
+from lakehouse import iceberg
 
 JOB = "streaming"
 # what each scenario kills, by the names of the stack's processes (var/run/<name>.pid)
@@ -96,7 +98,7 @@ class Traffic:
             self.failed.append(str(err))
 
     def _run(self) -> None:
-        config = {**kafka.client_config(self.settings), "enable.idempotence": True, "message.timeout.ms": 600_000}
+        config = {**client_config(self.settings), "enable.idempotence": True, "message.timeout.ms": 600_000}
         producer = Producer(config)
         topic, i, started = self.settings.kafka.topic, 0, time.monotonic()
         while not self._stop.is_set():

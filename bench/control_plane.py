@@ -26,8 +26,8 @@ from typing import Any
 import dagster as dg
 
 from bench.streaming import DAY_S, _day_of_traffic, _sandbox
-from infra import iceberg
-from infra.config import REPO_ROOT, Settings
+from config.settings import REPO_ROOT, Settings
+from lakehouse import iceberg
 
 DAY = datetime(2026, 1, 5, tzinfo=UTC)
 JOB = "streaming"  # the one streaming job: recovered, and replayed (its SQL windows)

@@ -36,8 +36,8 @@ import numpy as np
 import pyarrow as pa
 
 from bench.streaming import ROUTES, SERVICES, _sandbox
-from infra import iceberg, lake
-from infra.config import REPO_ROOT, Settings
+from config.settings import REPO_ROOT, Settings
+from lakehouse import contract, duckdb_views, iceberg
 
 DAY = datetime(2026, 1, 5, tzinfo=UTC)
 USERS = 1_000_000
@@ -99,7 +99,7 @@ def _speed_from_batch(settings: Settings) -> dict[str, int]:
     """Append each batch.* table's rows to its speed.* table (a stream that missed nothing)."""
     catalog = iceberg.load(settings)
     copied = {}
-    for spec in iceberg.BATCH_TABLES:
+    for spec in contract.BATCH_TABLES:
         measure = spec.identifier.removeprefix("batch.")
         target_name = (
             "speed.requests_per_route_minute_firings"
@@ -159,7 +159,7 @@ def run(rate: float = 1000.0, memory_limit: str = MEMORY_LIMIT) -> dict[str, Any
         kappa_slowest = _slowest(settings)
         lambda_s, lambda_result = _dbt_build(settings, "lambda", ", reconciliation_tolerance: 0", memory_limit)
         lambda_slowest = _slowest(settings)
-        with lake.connect(settings) as con:
+        with duckdb_views.connect(settings) as con:
             batch_count = con.sql(
                 f"SELECT sum(request_count) FROM batch.api_requests_per_minute "
                 f"WHERE window_start >= TIMESTAMPTZ '{DAY.isoformat()}'"

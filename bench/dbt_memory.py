@@ -32,9 +32,9 @@ import numpy as np
 from bench import stack
 from bench.dbt import _hour_of_traffic
 from bench.streaming import _sandbox
-from infra import iceberg
-from infra.config import REPO_ROOT, Settings
+from config.settings import REPO_ROOT, Settings
 from infra.process import _group_members
+from lakehouse import iceberg
 
 EVENTS = 14_400_000
 LIMITS = ("6g", "1g", "256m")

@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import stack
+from config.settings import REPO_ROOT, Settings
 from infra import install
-from infra.config import REPO_ROOT, Settings
 from infra.process import _group_members
 from infra.services import flink
 

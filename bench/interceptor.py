@@ -30,8 +30,8 @@ from typing import Any
 
 import httpx
 
+from config.settings import REPO_ROOT
 from infra import process, sandbox
-from infra.config import REPO_ROOT
 
 ROUNDS = 5
 DURATION_S = 6

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from infra.config import load_settings
+from config.settings import load_settings
 
 POOL = 5_000
 TICK_SECONDS = 0.005
@@ -40,7 +40,7 @@ def produce(
 ) -> dict[str, Any]:
     from confluent_kafka import Producer
 
-    from infra.services.kafka import client_config
+    from event_log.topic import client_config
 
     settings = load_settings()
     topic = settings.kafka.topic

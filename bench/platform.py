@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from config.settings import REPO_ROOT
 from infra import sandbox
-from infra.config import REPO_ROOT
 from infra.process import _group_members
 
 WARM_UP_GOAL_S = 90.0

@@ -36,10 +36,10 @@ from typing import Any
 
 from bench import stack
 from bench.throughput import _trend
+from config.settings import REPO_ROOT, Settings
 from flink_jobs import JOBS
-from infra import lake
-from infra.config import REPO_ROOT, Settings
 from infra.services import flink, flink_jobs
+from lakehouse import duckdb_views
 
 EVENTS = 10_000_000
 RATE = 5_000  # the highest rate the stack sustains (README, "Measured")
@@ -99,7 +99,7 @@ def _sample(st: stack.Stack, started: float) -> dict[str, Any]:
 
 
 def _landed(st: stack.Stack, service: str) -> tuple[int, int]:
-    with lake.connect(st.settings) as con:
+    with duckdb_views.connect(st.settings) as con:
         row = con.execute(
             "SELECT count(*), count(DISTINCT event_id) FROM raw.http_events WHERE service = $1", [service]
         ).fetchone()

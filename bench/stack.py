@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from config.settings import ENV_PREFIX, REPO_ROOT, Settings, load_settings
 from flink_jobs import JOBS
 from infra import sandbox
-from infra.config import ENV_PREFIX, REPO_ROOT, Settings, load_settings
 from infra.process import _group_members
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -193,7 +193,7 @@ def job_positions(settings: Settings) -> tuple[int, dict[str, int | None]]:
     """(the topic's end, summed over partitions; each job's committed position, summed), one look."""
     from confluent_kafka import KafkaException
 
-    from infra.services.kafka import topic_offsets
+    from event_log.topic import topic_offsets
 
     groups = {job: spec.consumer_group for job, spec in JOBS.items()}
     for attempt in range(10):

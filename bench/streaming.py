@@ -58,8 +58,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from bench import stack
-from infra import iceberg, install
-from infra.config import REPO_ROOT, Settings, load_settings
+from config.settings import REPO_ROOT, Settings, load_settings
+from infra import install
+from lakehouse import contract, iceberg
 
 JOB = "streaming"
 PARALLELISMS = (1, 2)
@@ -227,7 +228,9 @@ def _run_on_mini_cluster(
         raise RuntimeError(f"flink_jobs.{job} ({name}) failed (whole output: {log_file}):\n{shown}")
     catalog = iceberg.load(lake)
     commits = [
-        snapshot.timestamp_ms for spec in iceberg.TABLES for snapshot in catalog.load_table(spec.identifier).snapshots()
+        snapshot.timestamp_ms
+        for spec in contract.TABLES
+        for snapshot in catalog.load_table(spec.identifier).snapshots()
     ]
     if not commits:
         raise RuntimeError(f"flink_jobs.{job} ({name}) committed nothing")
@@ -376,7 +379,7 @@ def _produce(settings: Settings, service: str, rate: float, seconds: float, seed
     """Produce `rate` events/s for `seconds`, each with event time = now; return (event ms, route, status) each."""
     from confluent_kafka import Producer
 
-    from infra.services.kafka import client_config
+    from event_log.topic import client_config
 
     rng = random.Random(seed)
     producer = Producer({**client_config(settings), "enable.idempotence": True, "linger.ms": 5})

@@ -38,9 +38,9 @@ import pyarrow.compute as pc
 
 from bench import stack
 from bench.streaming import _ms, _percentiles, _rows_with_commit_ms
+from config.settings import REPO_ROOT, Settings
 from flink_jobs import JOBS
-from infra import iceberg
-from infra.config import REPO_ROOT, Settings
+from lakehouse import iceberg
 
 STEPS: tuple[tuple[int, int], ...] = ((1_000, 180), (2_000, 180), (5_000, 600), (10_000, 180))
 BURST_EVENTS = 300_000

@@ -29,8 +29,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from config.settings import REPO_ROOT, load_settings
 from infra import install, sandbox
-from infra.config import REPO_ROOT, load_settings
 
 WARM_UP = 5_000
 USER_AGENTS = [

@@ -25,14 +25,14 @@ from typing import Any
 
 import dagster as dg
 
+from config.settings import ChecksSection, load_settings
 from dagster_project.assets.flink import job_key
 from dagster_project.assets.iceberg import STREAMED, table_key
 from dagster_project.assets.kafka import consumer_group
 from dagster_project.assets.platform import SERVICES
 from dagster_project.resources import FlinkResource, IcebergResource, KafkaResource, StackResource
+from event_log.topic import TopicOffsets
 from flink_jobs import JOBS
-from infra.config import ChecksSection, load_settings
-from infra.services.kafka import TopicOffsets
 
 FRESHNESS = "freshness"
 CONSUMER_LAG = "consumer_lag"

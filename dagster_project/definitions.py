@@ -7,6 +7,7 @@ from __future__ import annotations
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
+from config.settings import Settings, load_settings
 from dagster_project.assets.dbt import build_dbt_assets, dbt_project
 from dagster_project.assets.flink import flink_job_assets
 from dagster_project.assets.iceberg import build_table_assets
@@ -18,8 +19,7 @@ from dagster_project.partitions import daily_partitions
 from dagster_project.resources import build_resources
 from dagster_project.schedules import build_schedules
 from dagster_project.sensors import build_sensors
-from infra import analytics
-from infra.config import Settings, load_settings
+from lakehouse import dbt_runner
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
@@ -43,7 +43,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         sensors=build_sensors(settings),
         resources={
             **build_resources(settings),
-            "dbt": DbtCliResource(project_dir=project, dbt_executable=str(analytics.DBT_EXECUTABLE)),
+            "dbt": DbtCliResource(project_dir=project, dbt_executable=str(dbt_runner.DBT_EXECUTABLE)),
         },
     )
 

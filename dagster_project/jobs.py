@@ -4,11 +4,11 @@ the supervisor that `services_on_failure` requests."""
 
 import dagster as dg
 
+from config.settings import load_settings
 from dagster_project.assets.iceberg import table_key
 from dagster_project.assets.kafka import HTTP_EVENTS_TOPIC
 from dagster_project.resources import StackResource
-from infra import iceberg, maintenance
-from infra.config import load_settings
+from lakehouse import contract, maintenance
 
 observe_sources_job = dg.define_asset_job("observe_sources_job", selection=dg.AssetSelection.assets(HTTP_EVENTS_TOPIC))
 
@@ -22,7 +22,7 @@ batch_layer_job = dg.define_asset_job("batch_layer_job", selection=dg.AssetSelec
 
 
 class MaintenanceConfig(dg.Config):
-    """The options of `python -m infra maintain` (infra/maintenance.py)."""
+    """The options of `python -m infra maintain` (lakehouse/maintenance.py)."""
 
     min_files: int = maintenance.Options.min_files
     retain_hours: float = maintenance.Options.retain_hours
@@ -33,7 +33,7 @@ def maintain_tables(context: dg.OpExecutionContext, config: MaintenanceConfig) -
     settings = load_settings()
     options = maintenance.Options(min_files=config.min_files, retain_hours=config.retain_hours)
     # Kappa leaves batch.* empty and not an asset: nothing to maintain there
-    tables = [t for t in iceberg.TABLES if settings.pipeline.mode == "lambda" or not t.identifier.startswith("batch.")]
+    tables = [t for t in contract.TABLES if settings.pipeline.mode == "lambda" or not t.identifier.startswith("batch.")]
     summary = maintenance.run(settings, options, tables)
     for identifier, report in summary["tables"].items():
         context.log_event(

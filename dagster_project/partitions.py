@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from infra.config import Settings
+from config.settings import Settings
 
 
 def daily_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:

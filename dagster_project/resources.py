@@ -1,7 +1,7 @@
 """One ConfigurableResource per external system: Kafka, the Flink cluster, the Iceberg catalog, the stack's
 processes (dbt's is dagster-dbt's DbtCliResource, built in definitions.py). Each wraps the platform's own client
 code in infra/, the same code `python -m infra` runs; values come from the project's configuration (pipeline.yaml /
-PIPELINE_* environment, read by `infra.config.load_settings`)."""
+PIPELINE_* environment, read by `config.settings.load_settings`)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from infra.config import Settings, load_settings
+from config.settings import Settings, load_settings
+from event_log.topic import topic_offsets
 
 if TYPE_CHECKING:
+    from event_log.topic import TopicOffsets
     from infra.services.flink_jobs import DeployResult
-    from infra.services.kafka import TopicOffsets
 
 
 class KafkaResource(dg.ConfigurableResource):
@@ -26,9 +27,8 @@ class KafkaResource(dg.ConfigurableResource):
 
     def offsets(self, groups: Sequence[str] = (), window_seconds: float = 60) -> TopicOffsets:
         """End offsets, the offsets the last `window_seconds` started at, and the groups' committed offsets."""
-        from infra.services import kafka
 
-        return kafka.topic_offsets(_settings(), groups, window_seconds)
+        return topic_offsets(_settings(), groups, window_seconds)
 
 
 class FlinkResource(dg.ConfigurableResource):
@@ -69,19 +69,19 @@ class FlinkResource(dg.ConfigurableResource):
 
 
 class IcebergResource(dg.ConfigurableResource):
-    """The Iceberg catalog `lake` (the catalog Flink writes through), and SQL over it (DuckDB, infra/lake.py)."""
+    """The Iceberg catalog `lake` (the catalog Flink writes through), and SQL over it (lakehouse/duckdb_views.py)."""
 
     catalog_name: str
     warehouse: str
 
     def table_stats(self, identifier: str) -> dict[str, Any]:
-        from infra import iceberg
+        from lakehouse import iceberg
 
         return iceberg.table_stats(iceberg.load(_settings()).load_table(identifier))
 
     def appended_rows(self, identifier: str, since: datetime) -> int:
         """Rows appended to the table by the commits since `since` (the snapshots' summaries: no data is read)."""
-        from infra import iceberg
+        from lakehouse import iceberg
 
         table = iceberg.load(_settings()).load_table(identifier)
         return iceberg.appended_rows(table, int(since.timestamp() * 1000))
@@ -90,14 +90,14 @@ class IcebergResource(dg.ConfigurableResource):
         """raw.late_events detected since `since`, per window_name (a scan of that table's recent files)."""
         from pyiceberg.expressions import parser
 
-        from infra import iceberg
+        from lakehouse import iceberg
 
         table = iceberg.load(_settings()).load_table("raw.late_events")
         return iceberg.count_by(table, "window_name", parser.parse(f"detected_at >= '{since.isoformat()}'"))
 
     def day_partitions(self, identifier: str, since: date | None = None) -> dict[str, dict[str, int]]:
         """Rows, files and last commit (ms) of each day partition of the table (from its manifests)."""
-        from infra import iceberg
+        from lakehouse import iceberg
 
         return iceberg.day_partition_stats(iceberg.load(_settings()).load_table(identifier), since)
 

@@ -9,8 +9,8 @@ from datetime import UTC, timedelta
 
 import dagster as dg
 
+from config.settings import Settings
 from dagster_project.jobs import batch_layer_job, dbt_build_job, table_maintenance_job
-from infra.config import Settings
 
 RUNNING = dg.DefaultScheduleStatus.RUNNING
 

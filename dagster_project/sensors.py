@@ -30,6 +30,7 @@ from typing import Any
 
 import dagster as dg
 
+from config.settings import Settings
 from dagster_project import checks
 from dagster_project.assets.flink import RECOVERY_TAG, job_key
 from dagster_project.assets.iceberg import STREAMED, table_key
@@ -38,10 +39,9 @@ from dagster_project.assets.platform import SERVICES, services_fingerprint, serv
 from dagster_project.jobs import recover_services_job
 from dagster_project.resources import FlinkResource, IcebergResource, KafkaResource, StackResource
 from flink_jobs import JOBS
-from infra import iceberg as iceberg_tables
 from infra import supervision
-from infra.config import Settings
 from infra.process import ServiceError
+from lakehouse import contract
 
 OBSERVE_AT_LEAST_EVERY_SECONDS = 300
 RETRY_RECOVERY_AFTER_SECONDS = 120
@@ -103,7 +103,7 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
     # the tables that are assets in this mode: the streamed ones, and in Lambda the batch layer's
     observed = [t.identifier for t in STREAMED]
     if settings.pipeline.mode == "lambda":
-        observed += [t.identifier for t in iceberg_tables.BATCH_TABLES]
+        observed += [t.identifier for t in contract.BATCH_TABLES]
 
     @dg.sensor(
         name="flink_jobs_on_failure",

@@ -152,8 +152,8 @@ async def _log_stats(every: float) -> None:
 def main() -> None:
     import uvicorn
 
-    from infra.config import load_settings
-    from infra.services.kafka import client_config
+    from config.settings import load_settings
+    from event_log.topic import client_config
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = load_settings()

@@ -156,8 +156,8 @@ def inject(kind: str, count: int, *, service: str, lateness_seconds: float = 600
     `lateness_seconds` in the past) or `out-of-order` ones (event times shuffled within the last 5 seconds)."""
     from confluent_kafka import Producer
 
-    from infra.config import load_settings
-    from infra.services.kafka import client_config
+    from config.settings import load_settings
+    from event_log.topic import client_config
 
     settings = load_settings()
     rng = random.Random(seed)
@@ -183,7 +183,7 @@ def inject(kind: str, count: int, *, service: str, lateness_seconds: float = 600
 def main() -> None:
     import argparse
 
-    from infra.config import load_settings
+    from config.settings import load_settings
 
     parser = argparse.ArgumentParser(description="traffic for the demo shop, or test messages for the topic")
     parser.add_argument("--inject", choices=["malformed", "late", "out-of-order"], help="write test messages")

@@ -15,9 +15,10 @@ Python sees one row per second, service and route plus the funnel requests and t
 watermark, not every request (datastream_inputs.sql says why the minute's firings stay exactly what they were).
 
 A re-fired window is a new row with the next `firing`; readers take the latest firing of each window through
-one view (speed.requests_per_route_minute, infra/lake.py) and table maintenance collapses older firings, so no
-reader ever sees two rows for one window, and no reader needs Iceberg equality deletes (which pyiceberg 0.12
-cannot read). Every operator has a fixed uid, so a savepoint taken before a code change restores after it.
+one view (speed.requests_per_route_minute, lakehouse/duckdb_views.py) and table maintenance collapses older
+firings, so no reader ever sees two rows for one window, and no reader needs Iceberg equality deletes (which
+pyiceberg 0.12 cannot read). Every operator has a fixed uid, so a savepoint taken before a code change
+restores after it.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ class IcebergConfig:
 
 @dataclass(frozen=True)
 class StreamingConfig:
-    """Event-time semantics: pipeline.yaml `streaming:`, whose defaults live in infra/config.py only."""
+    """Event-time semantics: pipeline.yaml `streaming:`, whose defaults live in config/settings.py only."""
 
     out_of_orderness_seconds: int
     idle_timeout_seconds: int

@@ -29,13 +29,17 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from config import logs
+from config.logs import get_logger
+from config.settings import ConfigError, Settings, load_settings
+from event_log.topic import TopicError, ensure_topic
 from flink_jobs import JOBS
-from infra import analytics, iceberg, install, logs, maintenance, supervision
+from infra import install, supervision
 from infra import status as stack_status
-from infra.config import ConfigError, Settings, load_settings
-from infra.logs import get_logger
 from infra.process import ServiceError
 from infra.services import dagster, demo, flink, flink_jobs, kafka, postgres
+from lakehouse import contract, dbt_runner, iceberg, maintenance
+from lakehouse.iceberg import LakeError
 
 log = get_logger("infra.cli")
 
@@ -72,7 +76,7 @@ def up(settings: Settings, components: list[str]) -> None:
     _step("supervisor", lambda: supervision.ensure_supervisor(settings))
     if "kafka" in chosen:
         _step("kafka", lambda: kafka.start(settings))
-        _step("topic", lambda: kafka.ensure_topic(settings))
+        _step("topic", lambda: ensure_topic(settings))
     if "catalog" in chosen:
         _step("catalog database", lambda: postgres.start(settings))
         _step("iceberg tables", lambda: iceberg.ensure_tables(settings))
@@ -164,9 +168,9 @@ def _add_maintain_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser
         help="compact small files, collapse re-firings, expire old snapshots",
         description="Per Iceberg table: rewrite each past day partition with many small files into one file "
         "(keeping only the latest firing of each window), then expire old snapshots and delete the files only "
-        "they referenced. Prints a JSON summary; see infra/maintenance.py.",
+        "they referenced. Prints a JSON summary; see lakehouse/maintenance.py.",
     )
-    tables = [spec.identifier for spec in iceberg.TABLES]
+    tables = [spec.identifier for spec in contract.TABLES]
     p.add_argument("--table", choices=tables, metavar="TABLE", help="only this table: " + ", ".join(tables))
     p.add_argument(
         "--min-files",
@@ -192,7 +196,7 @@ def maintain(settings: Settings, args: argparse.Namespace) -> int:
         include_today=args.include_today,
         dry_run=args.dry_run,
     )
-    tables = [spec for spec in iceberg.TABLES if spec.identifier == args.table] if args.table else []
+    tables = [spec for spec in contract.TABLES if spec.identifier == args.table] if args.table else []
     summary = maintenance.run(settings, options, tables)
     print(json.dumps(summary, indent=2))
     return 1 if any(t["status"].startswith("failed") for t in summary["tables"].values()) else 0
@@ -276,8 +280,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "maintain":
             return maintain(settings, args)
         elif args.command == "dbt":
-            return analytics.run(settings, args.dbt_args).returncode
-    except (ConfigError, ServiceError, install.InstallError) as exc:
+            return dbt_runner.run(settings, args.dbt_args).returncode
+    except (ConfigError, ServiceError, install.InstallError, LakeError, TopicError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

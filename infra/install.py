@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from infra.config import REPO_ROOT, Settings
-from infra.logs import get_logger
+from config.logs import get_logger
+from config.settings import REPO_ROOT, Settings
 
 log = get_logger("infra.install")
 

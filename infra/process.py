@@ -18,8 +18,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infra.config import env_var
-from infra.logs import get_logger
+from config.logs import get_logger
+from config.settings import env_var
 
 log = get_logger("infra.process")
 

@@ -9,7 +9,7 @@ import socket
 import tempfile
 from pathlib import Path
 
-from infra.config import ENV_PREFIX, REPO_ROOT, Settings, env_var
+from config.settings import ENV_PREFIX, REPO_ROOT, Settings, env_var
 
 
 def port_keys() -> list[str]:

@@ -14,11 +14,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from config.settings import Settings
+from event_log.topic import topic_end_offsets
 from flink_jobs import JOBS
 from infra import supervision
-from infra.config import Settings
 from infra.process import ManagedProcess
-from infra.services import dagster, demo, flink, flink_jobs, kafka, postgres
+from infra.services import dagster, demo, flink, flink_jobs, postgres
 from infra.supervisor import units
 
 EXIT_HEALTHY, EXIT_UNHEALTHY, EXIT_STOPPED = 0, 1, 3
@@ -45,7 +46,7 @@ def _checks(settings: Settings) -> dict[str, tuple[str, Callable[[], str]]]:
     d, m = settings.dagster, settings.demo
 
     def kafka_ok() -> str:
-        return f"ok, topic {settings.kafka.topic} end offsets {sum(kafka.topic_end_offsets(settings).values())}"
+        return f"ok, topic {settings.kafka.topic} end offsets {sum(topic_end_offsets(settings).values())}"
 
     def flink_ok() -> str:
         overview = flink.overview(settings)

@@ -30,8 +30,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from infra.config import REPO_ROOT, Settings
-from infra.logs import get_logger
+from config.logs import get_logger
+from config.settings import REPO_ROOT, Settings
 from infra.process import ManagedProcess, ServiceError, ensure_port_free
 
 log = get_logger("infra.supervision")

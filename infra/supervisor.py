@@ -33,9 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from infra import logs, supervision
-from infra.config import REPO_ROOT, Settings, load_settings
-from infra.logs import get_logger
+from config import logs
+from config.logs import get_logger
+from config.settings import REPO_ROOT, Settings, load_settings
+from infra import supervision
 from infra.process import ManagedProcess, ServiceError, describe_exit, wait_until
 from infra.services import dagster, demo, flink, kafka, postgres
 

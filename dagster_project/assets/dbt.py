@@ -1,5 +1,5 @@
 """The dbt project (`dbt/`) as assets: each model an asset, each dbt test an asset check, the dbt sources the
-Iceberg table assets they read. Runs go through the same vars as `python -m infra dbt` (infra/analytics.py).
+Iceberg table assets they read. Runs go through the same vars as `python -m infra dbt` (lakehouse/dbt_runner.py).
 
 Lambda adds the batch models, partitioned by day: materialising a day partition (or backfilling a range of
 them from the UI) runs them with `batch_start`/`batch_end` set to that window, which replaces exactly those
@@ -20,9 +20,9 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
+from config.settings import Settings
 from dagster_project.assets.iceberg import table_key
-from infra import analytics, iceberg
-from infra.config import Settings
+from lakehouse import contract, dbt_runner
 
 BATCH_SELECTION = "path:models/batch"
 POOL = "duckdb"
@@ -30,10 +30,10 @@ POOL = "duckdb"
 
 def _project_fingerprint(settings: Settings) -> str:
     """What the manifest depends on: the project's files and the vars the pipeline passes."""
-    digest = hashlib.sha256(json.dumps(analytics.dbt_vars(settings), sort_keys=True, default=str).encode())
-    for path in sorted(analytics.DBT_PROJECT_DIR.rglob("*")):
+    digest = hashlib.sha256(json.dumps(dbt_runner.dbt_vars(settings), sort_keys=True, default=str).encode())
+    for path in sorted(dbt_runner.DBT_PROJECT_DIR.rglob("*")):
         if path.is_file() and path.suffix in {".sql", ".yml", ".yaml", ".py"} and "target" not in path.parts:
-            digest.update(str(path.relative_to(analytics.DBT_PROJECT_DIR)).encode())
+            digest.update(str(path.relative_to(dbt_runner.DBT_PROJECT_DIR)).encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()
 
@@ -49,23 +49,23 @@ def dbt_project(settings: Settings) -> DbtProject:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (stamp.exists() and stamp.read_text() == fingerprint and (target / "manifest.json").exists()):
             args = ["parse", "--quiet", "--target-path", str(target)]
-            parsed = analytics.run(settings, args, capture=True, timeout=300)
+            parsed = dbt_runner.run(settings, args, capture=True, timeout=300)
             if parsed.returncode != 0:
                 raise dg.DagsterError(f"dbt parse failed:\n{parsed.stdout[-3000:]}{parsed.stderr[-3000:]}")
             stamp.write_text(fingerprint)
-    return DbtProject(project_dir=analytics.DBT_PROJECT_DIR, target_path=target)
+    return DbtProject(project_dir=dbt_runner.DBT_PROJECT_DIR, target_path=target)
 
 
 @contextmanager
 def lake_environment(settings: Settings) -> Iterator[None]:
-    """While dbt runs: this process's environment with the lake's paths and DuckDB's limits (infra/analytics.py),
+    """While dbt runs: this process's environment with the lake's paths and DuckDB's limits (lakehouse/dbt_runner.py),
     which the dbt CLI subprocess inherits (DbtCliResource takes no environment of its own), restored after; and
     the turn on the DuckDB file (a `make dbt` may be using it)."""
-    wanted = {k: v for k, v in analytics.dbt_env(settings).items() if k.startswith("DBT_")}
+    wanted = {k: v for k, v in dbt_runner.dbt_env(settings).items() if k.startswith("DBT_")}
     saved = {key: os.environ.get(key) for key in wanted}
     os.environ.update(wanted)
     try:
-        with analytics.duckdb_turn(wanted):
+        with dbt_runner.duckdb_turn(wanted):
             yield
     finally:
         for key, value in saved.items():
@@ -93,7 +93,7 @@ class LakeTranslator(DagsterDbtTranslator):
 def build_dbt_assets(
     settings: Settings, project: DbtProject, days: dg.DailyPartitionsDefinition
 ) -> list[dg.AssetsDefinition | dg.AssetSpec]:
-    pipeline_vars = analytics.dbt_vars(settings)
+    pipeline_vars = dbt_runner.dbt_vars(settings)
     translator = LakeTranslator()
 
     @dbt_assets(
@@ -146,6 +146,6 @@ def build_dbt_assets(
             partitions_def=days,
             metadata={"table": table.identifier, "partitioned_by": f"day({table.day_partition_on})"},
         )
-        for table in iceberg.BATCH_TABLES
+        for table in contract.BATCH_TABLES
     ]
     return [dbt_models, dbt_batch_layer, *published]

@@ -14,18 +14,18 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from config.settings import Settings
 from dagster_project.assets.flink import job_key
 from dagster_project.partitions import day_window_ms
 from dagster_project.resources import FlinkResource, IcebergResource
 from flink_jobs import JOBS
 from flink_jobs.streaming import SINKS as REPLAYED_VIEWS
-from infra import iceberg
-from infra.config import Settings
+from lakehouse import contract
 
 REPLAY_JOB = "streaming"
 REPLAYED = tuple(f"speed.{view}" for view, _ in REPLAYED_VIEWS)
 # the tables a stream appends to; batch.* is written by dbt
-STREAMED = [spec for spec in iceberg.TABLES if not spec.identifier.startswith("batch.")]
+STREAMED = [spec for spec in contract.TABLES if not spec.identifier.startswith("batch.")]
 
 
 def table_key(identifier: str) -> dg.AssetKey:
@@ -36,7 +36,7 @@ def writers(identifier: str) -> list[str]:
     return [job for job, spec in JOBS.items() if identifier in spec.writes]
 
 
-def _spec(table: iceberg.TableSpec, days: dg.DailyPartitionsDefinition, *, replayed: bool) -> dg.AssetSpec:
+def _spec(table: contract.TableSpec, days: dg.DailyPartitionsDefinition, *, replayed: bool) -> dg.AssetSpec:
     deps = [job_key(job) for job in writers(table.identifier)]
     if replayed:
         deps.append(table_key("raw.http_events"))

@@ -7,8 +7,8 @@ from typing import Any
 import dagster as dg
 
 from dagster_project.resources import KafkaResource
+from event_log.topic import TopicOffsets
 from flink_jobs import JOBS
-from infra.services.kafka import TopicOffsets
 
 HTTP_EVENTS_TOPIC = dg.AssetKey(["kafka", "http_events"])
 RATE_WINDOW_SECONDS = 60

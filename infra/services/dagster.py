@@ -21,8 +21,8 @@ from typing import Any
 
 import httpx
 
+from config.settings import REPO_ROOT, Settings
 from infra import supervision
-from infra.config import REPO_ROOT, Settings
 from infra.process import ManagedProcess, PortSpec, ServiceError
 
 DAGSTER_YAML = """\

@@ -6,8 +6,8 @@ import sys
 
 import httpx
 
+from config.settings import REPO_ROOT, Settings
 from infra import supervision
-from infra.config import REPO_ROOT, Settings
 from infra.process import ManagedProcess, PortSpec
 
 

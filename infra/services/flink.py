@@ -14,10 +14,10 @@ from urllib.parse import urlparse
 import httpx
 import yaml
 
+from config.logs import get_logger
+from config.settings import Settings
 from infra import supervision
-from infra.config import Settings
 from infra.install import flink_python, jar_dir, pyflink_dir
-from infra.logs import get_logger
 from infra.process import ManagedProcess, PortSpec, ServiceError
 
 log = get_logger("infra.flink")

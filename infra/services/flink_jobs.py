@@ -34,14 +34,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from config.logs import get_logger
+from config.settings import REPO_ROOT, Settings
+from event_log.topic import client_config
 from flink_jobs import JOBS, PACKAGE_DIR, JobSpec
-from infra import iceberg
-from infra.config import REPO_ROOT, Settings
 from infra.install import flink_python, pyflink_dir
-from infra.logs import get_logger
 from infra.process import ServiceError, wait_until
 from infra.services import flink
-from infra.services.kafka import client_config
+from lakehouse import contract, iceberg
 
 log = get_logger("infra.flink_jobs")
 
@@ -395,10 +395,10 @@ def busy(settings: Settings, name: str) -> bool:
 def lake_positions(settings: Settings) -> dict[int, int]:
     """Per partition of the topic, the offset after the last message raw.http_events or raw.dead_letter_events
     holds: where a job that writes both (exactly once, with its offsets) left off."""
-    from infra import lake
+    from lakehouse import duckdb_views
 
-    specs = [spec for spec in iceberg.TABLES if spec.identifier in ("raw.http_events", "raw.dead_letter_events")]
-    with lake.connect(settings, specs) as con:
+    specs = [spec for spec in contract.TABLES if spec.identifier in ("raw.http_events", "raw.dead_letter_events")]
+    with duckdb_views.connect(settings, specs) as con:
         rows = con.execute(
             "SELECT kafka_partition, max(kafka_offset) + 1 FROM ("
             " SELECT kafka_partition, kafka_offset FROM raw.http_events UNION ALL"

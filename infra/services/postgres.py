@@ -20,10 +20,10 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from config.logs import get_logger
+from config.settings import Settings
 from infra import supervision
-from infra.config import Settings
 from infra.install import ensure_debian_packages, versions
-from infra.logs import get_logger
 from infra.process import ManagedProcess, PortSpec, ServiceError
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ def ensure_installed() -> None:
 
 
 def home(settings: Settings) -> Path:
-    return settings.var_dir / "postgres"
+    return settings.postgres_dir
 
 
 FALLBACK_ROOT = Path("/var/lib/postgresql/http-events-pipeline")
@@ -73,7 +73,7 @@ def _reachable_by_service_user(folder: Path) -> bool:
 
 def password(settings: Settings) -> str:
     try:
-        return (home(settings) / "password").read_text().strip()
+        return settings.catalog_password_file.read_text().strip()
     except FileNotFoundError:
         raise ServiceError("the catalog database has no password yet: run `make up` first") from None
 
@@ -96,7 +96,7 @@ def prepare(settings: Settings) -> None:
     base = home(settings)
     base.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_hex(24)
-    password_file = base / "password"
+    password_file = settings.catalog_password_file
     password_file.write_text(secret + "\n")
     password_file.chmod(0o600)
     data = data_dir(settings)

@@ -18,9 +18,9 @@ import duckdb
 import pyarrow as pa
 import pytest
 
+from config.settings import REPO_ROOT, Settings, env_var, load_settings
 from flink_jobs import JOBS
-from infra import iceberg, lake
-from infra.config import REPO_ROOT, Settings, env_var, load_settings
+from lakehouse import duckdb_views, iceberg
 from tests.flink.conftest import Lake
 
 pytestmark = pytest.mark.slow
@@ -176,7 +176,7 @@ def test_lambda_serves_batch_rows_for_the_closed_day_and_reconciles_exactly_the_
     closed_day = datetime(2026, 11, 24).date()
     speed_days = set()
     with duckdb.connect(str(filled_lake.root / "lake.duckdb"), read_only=True, config=OFFLINE) as con:
-        lake.load_extensions(con)
+        duckdb_views.load_extensions(con)
         for measure, columns in MEASURES.items():
             served = set(con.sql(f"SELECT {columns}, layer FROM serving_{measure}").fetchall())
             batch = set(con.sql(f"SELECT {columns}, 'batch' FROM batch.{measure}").fetchall())

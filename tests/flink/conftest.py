@@ -22,9 +22,10 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from infra import iceberg, install, sandbox
-from infra.config import REPO_ROOT, Settings, load_settings
-from infra.services.kafka import client_config
+from config.settings import REPO_ROOT, Settings, load_settings
+from event_log.topic import client_config
+from infra import install, sandbox
+from lakehouse import iceberg
 
 
 @dataclass

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from infra import lake as lake_views
-from infra import maintenance
-from infra.iceberg import REQUESTS_PER_ROUTE_MINUTE_FIRINGS as REFIRED
+from lakehouse import duckdb_views as lake_views
+from lakehouse import maintenance
+from lakehouse.contract import REQUESTS_PER_ROUTE_MINUTE_FIRINGS as REFIRED
 from tests.flink.conftest import Lake
 from tests.flink.test_windows import at, event
 
@@ -124,6 +124,6 @@ def test_allowed_lateness_refires_and_readers_see_one_row_per_window(lake: Lake)
 
 
 def lake_rows(lake: Lake, sql: str) -> list[tuple[Any, ...]]:
-    """Rows of `sql` over the lake's DuckDB views (infra/lake.py), the way DuckDB and dbt read the tables."""
+    """Rows of `sql` over the lake's DuckDB views (lakehouse/duckdb_views.py), as DuckDB and dbt read the tables."""
     with lake_views.connect(lake.settings) as con:
         return [tuple(row) for row in con.sql(sql).fetchall()]

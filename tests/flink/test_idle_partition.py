@@ -26,7 +26,7 @@ from datetime import datetime
 import pytest
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from infra.services.kafka import client_config
+from event_log.topic import client_config
 from tests.flink.conftest import Lake, Sandbox, create_topic, start_job
 from tests.flink.test_windows import at, event
 from tests.waiting import wait_for

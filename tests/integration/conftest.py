@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from config.settings import REPO_ROOT, Settings, load_settings
 from infra import sandbox
-from infra.config import REPO_ROOT, Settings, load_settings
 
 
 @dataclass

@@ -35,7 +35,7 @@ import httpx
 from playwright.sync_api import BrowserContext, Locator, Page, Playwright, ViewportSize
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
-from infra.config import REPO_ROOT
+from config.settings import REPO_ROOT
 from infra.install import CHROMIUM
 
 ARTIFACTS_DIR = REPO_ROOT / "var" / "test-artifacts"

@@ -9,13 +9,13 @@ from datetime import UTC, datetime
 from confluent_kafka import Producer
 
 from bench.known_events import event as event
-from infra import iceberg
-from infra.config import Settings
-from infra.services import kafka
+from config.settings import Settings
+from event_log.topic import client_config
+from lakehouse import iceberg
 
 
 def produce(settings: Settings, events: Iterable[dict[str, object]]) -> None:
-    producer = Producer({**kafka.client_config(settings), "enable.idempotence": True})
+    producer = Producer({**client_config(settings), "enable.idempotence": True})
     for e in events:
         producer.produce(settings.kafka.topic, json.dumps(e).encode(), key=str(e["user_id"]))
     assert producer.flush(30) == 0

@@ -27,12 +27,13 @@ import dagster as dg
 import pytest
 from confluent_kafka import Producer
 
+from config.settings import load_settings
 from dagster_project.definitions import build_definitions
+from event_log.topic import client_config
 from flink_jobs import JOBS
-from infra import iceberg
-from infra.config import load_settings
 from infra.install import CHROMIUM, pyflink_dir
-from infra.services import flink, flink_jobs, kafka
+from infra.services import flink, flink_jobs
+from lakehouse import iceberg
 from tests.integration.dagster_ui import (
     asset_graph_nodes,
     launch_backfill_from_ui,
@@ -181,7 +182,7 @@ def test_streaming_checks_pass_on_a_healthy_stack_and_fail_past_a_threshold(stac
     assert set(again) <= set(failing) and not any(isinstance(e, dg.AssetObservation) for e in repeated.asset_events)
 
     # a malformed message with no tolerance for dead letters: the rate check fails, and says why
-    producer = Producer(kafka.client_config(s))
+    producer = Producer(client_config(s))
     producer.produce(s.kafka.topic, b"{not json")
     assert producer.flush(30) == 0
     dead = iceberg.load(s).load_table("raw.dead_letter_events")

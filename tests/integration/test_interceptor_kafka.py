@@ -20,8 +20,8 @@ from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 from fastapi import FastAPI
 
+from config.settings import REPO_ROOT
 from infra import process, sandbox
-from infra.config import REPO_ROOT
 from interceptor import ApiEventMiddleware, configure_producer, producer_stats, send_message_to_kafka, shutdown_producer
 from interceptor.spool import Spool
 

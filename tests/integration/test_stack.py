@@ -21,11 +21,13 @@ import httpx
 import pytest
 from confluent_kafka import Producer
 
-from infra import iceberg, lake, supervision
+from config.settings import REPO_ROOT
+from event_log.topic import client_config, topic_end_offsets
+from infra import supervision
 from infra.cli import DEFAULT_JOBS
-from infra.config import REPO_ROOT
 from infra.process import ServiceError, _alive, _group_members
-from infra.services import dagster, flink, flink_jobs, kafka
+from infra.services import dagster, flink, flink_jobs
+from lakehouse import duckdb_views, iceberg
 from tests.integration.known_events import event, expected_per_minute, per_minute, produce, raw_count
 from tests.waiting import wait_for
 
@@ -55,7 +57,7 @@ def test_known_events_land_exactly_once_in_raw_http_events(stack):
         json.dumps({"event_id": f"{service}-bad", "service": service}).encode(),
     ]
     produce(s, events)
-    producer = Producer(kafka.client_config(s))
+    producer = Producer(client_config(s))
     for payload in malformed:
         producer.produce(s.kafka.topic, payload)
     assert producer.flush(30) == 0
@@ -98,10 +100,10 @@ def test_traffic_flows_into_the_topic_and_the_table(stack):
         table = catalog.load_table("raw.http_events")
         return table.scan(row_filter=f"service == '{s.demo.service_name}'", selected_fields=("event_id",)).count()
 
-    offsets_before = sum(kafka.topic_end_offsets(s).values())
+    offsets_before = sum(topic_end_offsets(s).values())
     first = wait_for(demo_rows, 120, "demo traffic in raw.http_events")
     wait_for(lambda: demo_rows() > first, 60, "raw.http_events to grow")
-    assert sum(kafka.topic_end_offsets(s).values()) > offsets_before
+    assert sum(topic_end_offsets(s).values()) > offsets_before
 
 
 def test_second_up_starts_nothing_twice(stack):
@@ -229,7 +231,7 @@ def test_dbt_builds_on_the_stacks_lake_in_both_modes(stack):
     assert kappa.returncode == 0, kappa.stdout[-4000:]
     assert "ERROR=0" in kappa.stdout, kappa.stdout[-4000:]
     duckdb_file = str(s.var_dir / "dbt" / "lake.duckdb")
-    with lake.connect(s) as con:
+    with duckdb_views.connect(s) as con:
         raw = dict(con.sql("SELECT service, count(*) FROM raw.http_events GROUP BY 1").fetchall())
         con.execute(f"ATTACH '{duckdb_file}' AS analytics (READ_ONLY)")
         mart = "SELECT service, sum(request_count) FROM analytics.api_health_daily GROUP BY 1"
@@ -273,7 +275,7 @@ def test_counts_stay_exact_when_the_taskmanager_is_killed_and_a_replay_gives_the
 
     def route_minute_total() -> int:
         sql = f"SELECT sum(request_count) FROM speed.requests_per_route_minute WHERE service = '{service}'"
-        with lake.connect(s) as con:
+        with duckdb_views.connect(s) as con:
             return int(con.sql(sql).fetchone()[0] or 0)  # type: ignore[index]
 
     # the windows close once the demo traffic moves the watermark past the last minute
@@ -424,7 +426,7 @@ def test_a_var_of_the_flink_2_0_line_is_taken_over_without_reading_anything_twic
         (jobs_dir / old).mkdir()
         (jobs_dir / old / "state.json").write_text(json.dumps(state | {"desired": "stopped"}))
     group = flink_jobs.spec("streaming").consumer_group
-    admin = AdminClient(kafka.client_config(s))  # kept: a future outlives no client
+    admin = AdminClient(client_config(s))  # kept: a future outlives no client
     admin.delete_consumer_groups([group])[group].result(30)
     second = [event(service, i) for i in range(200, 400)]
     produce(s, second)  # while the upgrade happens
@@ -440,7 +442,7 @@ def test_a_var_of_the_flink_2_0_line_is_taken_over_without_reading_anything_twic
     time.sleep(6)  # a few more checkpoints
 
     def rows_and_ids() -> tuple[int, int]:
-        with lake.connect(s) as con:
+        with duckdb_views.connect(s) as con:
             row = con.sql("SELECT count(*), count(DISTINCT event_id) FROM raw.http_events").fetchone()
         assert row is not None
         return int(row[0]), int(row[1])

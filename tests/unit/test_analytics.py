@@ -1,4 +1,4 @@
-"""How dbt is run (infra/analytics.py): the pipeline's settings reach the dbt project as vars."""
+"""How dbt is run (lakehouse/dbt_runner.py): the pipeline's settings reach the dbt project as vars."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 import pytest
 import yaml
 
-from infra import analytics
-from infra.config import ConfigError, load_settings
+from config.settings import ConfigError, load_settings
+from lakehouse import dbt_runner
 
 
 @pytest.fixture(autouse=True)
@@ -22,15 +22,15 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_the_projects_var_defaults_are_the_pipelines_defaults() -> None:
     """A plain `dbt build` in dbt/ (no `python -m infra dbt`) computes the windows pipeline.yaml's stream does."""
-    project = yaml.safe_load((analytics.DBT_PROJECT_DIR / "dbt_project.yml").read_text())
-    defaults = analytics.dbt_vars(load_settings())
+    project = yaml.safe_load((dbt_runner.DBT_PROJECT_DIR / "dbt_project.yml").read_text())
+    defaults = dbt_runner.dbt_vars(load_settings())
     assert {k: project["vars"][k] for k in defaults} == defaults
 
 
 def test_command_line_vars_are_merged_over_the_pipelines() -> None:
     settings = load_settings(pipeline={"mode": "lambda"}, streaming={"session_gap_minutes": 12})
     args = ["build", "--vars", "{batch_start: 2026-11-24, session_gap_minutes: 5}", "-s", "x"]
-    cmd = analytics.command(settings, args)
+    cmd = dbt_runner.command(settings, args)
     given = json.loads(cmd[cmd.index("--vars") + 1])
     assert cmd[1:2] == ["build"] and cmd.count("--vars") == 1 and "-s" in cmd
     assert given["pipeline_mode"] == "lambda"
@@ -41,7 +41,7 @@ def test_command_line_vars_are_merged_over_the_pipelines() -> None:
 
 def test_vars_that_are_not_a_mapping_are_refused() -> None:
     with pytest.raises(ConfigError, match="must be a mapping"):
-        analytics.split_vars(["build", "--vars=[1, 2]"])
+        dbt_runner.split_vars(["build", "--vars=[1, 2]"])
 
 
 def test_dbt_runs_on_one_duckdb_file_take_turns(tmp_path):
@@ -52,10 +52,10 @@ def test_dbt_runs_on_one_duckdb_file_take_turns(tmp_path):
     entered = threading.Event()
 
     def second() -> None:
-        with analytics.duckdb_turn(env):
+        with dbt_runner.duckdb_turn(env):
             entered.set()
 
-    with analytics.duckdb_turn(env):
+    with dbt_runner.duckdb_turn(env):
         waiting = threading.Thread(target=second)
         waiting.start()
         assert not entered.wait(0.5)

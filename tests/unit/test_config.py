@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.config import ConfigError, load_settings
+from config.settings import ConfigError, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -29,7 +29,7 @@ def test_defaults_are_valid_and_derive_locations():
 
 
 def test_a_sqlite_catalog_path_is_relative_to_the_repository(monkeypatch):
-    from infra.config import REPO_ROOT
+    from config.settings import REPO_ROOT
 
     monkeypatch.setenv("PIPELINE_ICEBERG__URI", "jdbc:sqlite:var/iceberg/catalog.db")
     settings = load_settings()
@@ -117,7 +117,7 @@ def test_broken_yaml_is_an_error(tmp_path: Path, monkeypatch):
 def test_every_key_of_the_shipped_yaml_is_documented_in_the_readme():
     import yaml
 
-    from infra.config import DEFAULT_CONFIG_FILE, REPO_ROOT
+    from config.settings import DEFAULT_CONFIG_FILE, REPO_ROOT
 
     readme = (REPO_ROOT / "README.md").read_text()
     shipped = yaml.safe_load(DEFAULT_CONFIG_FILE.read_text())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from infra.dbt_plugin import without_empty_marker
+from lakehouse.dbt_plugin import without_empty_marker
 
 
 def test_an_empty_result_publishes_no_rows():

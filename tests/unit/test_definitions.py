@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import dagster as dg
 import pytest
 
+from config.settings import ConfigError, load_settings
 from dagster_project.definitions import build_definitions
-from infra.config import ConfigError, load_settings
 
 JOBS = {"flink/streaming"}
 REPLAYED = {
@@ -150,7 +150,7 @@ def test_every_pool_the_assets_use_is_limited_when_dagster_starts(mode_defs):
 def test_the_stacks_code_server_serves_the_location_workspace_yaml_names(tmp_path, monkeypatch):
     import yaml
 
-    from infra.config import REPO_ROOT
+    from config.settings import REPO_ROOT
     from infra.services import dagster as service
 
     [entry] = yaml.safe_load((REPO_ROOT / "workspace.yaml").read_text())["load_from"]

@@ -38,8 +38,8 @@ def test_synthetic_events_follow_the_schema():
 
     import jsonschema
 
+    from config.settings import REPO_ROOT
     from demo.traffic import synthetic_event
-    from infra.config import REPO_ROOT
 
     schema = json.loads((REPO_ROOT / "interceptor" / "http_event.schema.json").read_text())
     for i in range(20):

@@ -12,7 +12,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
 
-from infra.config import REPO_ROOT
+from config.settings import REPO_ROOT
 from interceptor import ApiEventMiddleware, create_api_event_middleware
 from interceptor.events import anonymise_address
 

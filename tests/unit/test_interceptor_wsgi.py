@@ -8,7 +8,7 @@ import jsonschema
 import pytest
 from flask import Flask, Response
 
-from infra.config import REPO_ROOT
+from config.settings import REPO_ROOT
 from interceptor import create_wsgi_api_event_middleware
 from interceptor.wsgi import instrument_flask
 

@@ -18,10 +18,11 @@ import pytest
 from pyiceberg.exceptions import CommitFailedException, ValidationException
 from pyiceberg.table import Table
 
-from infra import cli, iceberg, maintenance
-from infra.config import Settings, load_settings
-from infra.iceberg import HTTP_EVENTS, REQUESTS_PER_ROUTE_MINUTE_FIRINGS, TableSpec
-from infra.maintenance import Options
+from config.settings import Settings, load_settings
+from infra import cli
+from lakehouse import contract, iceberg, maintenance
+from lakehouse.contract import HTTP_EVENTS, REQUESTS_PER_ROUTE_MINUTE_FIRINGS, TableSpec
+from lakehouse.maintenance import Options
 
 FIRINGS = REQUESTS_PER_ROUTE_MINUTE_FIRINGS
 TODAY = datetime.now(UTC).date()
@@ -338,8 +339,8 @@ def test_a_table_without_serializable_isolation_is_not_rewritten(lake: Lake):
 
 
 def test_a_missing_table_is_reported(lake: Lake):
-    summary = maintenance.run(lake.settings, FAST, [iceberg.LATE_EVENTS])
-    assert summary["tables"][iceberg.LATE_EVENTS.identifier]["status"] == "missing"
+    summary = maintenance.run(lake.settings, FAST, [contract.LATE_EVENTS])
+    assert summary["tables"][contract.LATE_EVENTS.identifier]["status"] == "missing"
 
 
 def test_cli_prints_the_summary_as_json(lake: Lake, monkeypatch, capsys):

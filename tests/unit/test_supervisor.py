@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from config.settings import Settings, load_settings
 from infra import supervision
-from infra.config import Settings, load_settings
 from infra.process import ManagedProcess, ServiceError
 from infra.supervisor import Supervisor, Unit
 from tests.waiting import wait_for

@@ -1,5 +1,5 @@
 -- The DataStream minute windows with allowed lateness: the latest firing of each window only (the
--- reader view of infra/lake.py), so a re-fired window counts once.
+-- reader view of lakehouse/duckdb_views.py), so a re-fired window counts once.
 with source as (
 
     select * from {{ source('speed', 'requests_per_route_minute') }}

@@ -6,7 +6,7 @@ firings gets its reader view, the latest firing of each window (`TableSpec.refir
 of that rule; maintenance applies the same one). The DuckDB extensions are loaded from their PyPI packages'
 files, never downloaded. dbt-duckdb registers the same views through `register()`.
 
-    from infra import lake
+    from lakehouse import duckdb_views
     with lake.connect(settings) as con:
         con.sql("SELECT * FROM speed.requests_per_route_minute").show()
 """
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import duckdb
 
-from infra import iceberg
-from infra.config import Settings
+from config.settings import Settings
+from lakehouse import contract, iceberg
 
 EXTENSIONS = ("avro", "iceberg")  # iceberg needs avro loaded first
 
@@ -49,11 +49,11 @@ def load_extensions(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"LOAD '{extension_file(name)}'")
 
 
-def register(con: duckdb.DuckDBPyConnection, settings: Settings, tables: Iterable[iceberg.TableSpec] = ()) -> None:
+def register(con: duckdb.DuckDBPyConnection, settings: Settings, tables: Iterable[contract.TableSpec] = ()) -> None:
     """Load the extensions and (re)create the views of `tables` (default: all) on `con`."""
     load_extensions(con)
     catalog = iceberg.load(settings)
-    for spec in tables or iceberg.TABLES:
+    for spec in tables or contract.TABLES:
         namespace = spec.identifier.split(".")[0]
         con.execute(f'CREATE SCHEMA IF NOT EXISTS "{namespace}"')
         location = _local(catalog.load_table(spec.identifier).metadata_location)
@@ -63,7 +63,7 @@ def register(con: duckdb.DuckDBPyConnection, settings: Settings, tables: Iterabl
             con.execute(f"CREATE OR REPLACE VIEW {view.view} AS {view.latest_sql(spec.identifier)}")
 
 
-def connect(settings: Settings, tables: Iterable[iceberg.TableSpec] = ()) -> duckdb.DuckDBPyConnection:
+def connect(settings: Settings, tables: Iterable[contract.TableSpec] = ()) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with the lake's views; extensions never auto-installed or downloaded."""
     con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
     con.execute("SET TimeZone = 'UTC'")

@@ -27,10 +27,10 @@ from typing import Any
 
 import yaml
 
-from infra.config import REPO_ROOT, ConfigError, Settings
-from infra.logs import get_logger
+from config.logs import get_logger
+from config.settings import REPO_ROOT, ConfigError, Settings
 
-log = get_logger("infra.analytics")
+log = get_logger("lakehouse.dbt_runner")
 
 DBT_PROJECT_DIR = REPO_ROOT / "dbt"
 # dbt-core, installed into this environment next to this interpreter (never looked up on PATH)

@@ -1,9 +1,9 @@
-"""The dbt-duckdb plugin that gives dbt the lake (dbt/profiles.yml: `plugins: [{module: infra.dbt_plugin}]`).
+"""The dbt-duckdb plugin that gives dbt the lake (dbt/profiles.yml: `plugins: [{module: lakehouse.dbt_plugin}]`).
 
 Reading: on every connection dbt opens it loads the DuckDB extensions from their PyPI packages' files and
 (re)creates the views `raw.*`, `speed.*` and `batch.*` over each Iceberg table's current metadata, and the
-latest-firing views (`infra/lake.py`, the same views every other DuckDB reader gets): dbt reads what the catalog
-says now, offline, and never a copy.
+latest-firing views (`lakehouse/duckdb_views.py`, the same views every other DuckDB reader gets): dbt reads
+what the catalog says now, offline, and never a copy.
 
 Writing (Lambda's batch layer): a model materialised `external` with `plugin: lake` is written by DuckDB to a
 Parquet file, then `store()` publishes it into its Iceberg table (`iceberg_table`), replacing exactly the rows
@@ -31,12 +31,12 @@ from dbt.adapters.duckdb.utils import TargetConfig
 from duckdb import DuckDBPyConnection
 from duckdb.func import PythonUDFType
 
+from config.logs import get_logger
+from config.settings import load_settings
 from flink_jobs.checkout_funnel import FunnelStep, funnels_of
-from infra import iceberg, lake
-from infra.config import load_settings
-from infra.logs import get_logger
+from lakehouse import contract, duckdb_views, iceberg
 
-log = get_logger("infra.dbt_plugin")
+log = get_logger("lakehouse.dbt_plugin")
 
 
 def _instant(day_or_instant: str) -> str:
@@ -98,7 +98,7 @@ class Plugin(BasePlugin):
 
     def configure_connection(self, conn: DuckDBPyConnection) -> None:
         conn.execute("SET TimeZone = 'UTC'")
-        lake.register(conn, self.settings)
+        duckdb_views.register(conn, self.settings)
         register_functions(conn)
         self.connection = conn
 
@@ -120,5 +120,5 @@ class Plugin(BasePlugin):
         table.overwrite(rows, overwrite_filter=f"{column} >= '{start}' and {column} < '{end}'")
         log.info("batch_published", table=identifier, rows=rows.num_rows, replaced_from=start, replaced_until=end)
         if self.connection is not None:
-            spec = next(s for s in iceberg.TABLES if s.identifier == identifier)
-            lake.register(self.connection, self.settings, [spec])
+            spec = next(s for s in contract.TABLES if s.identifier == identifier)
+            duckdb_views.register(self.connection, self.settings, [spec])

@@ -67,7 +67,7 @@ class PipelineSection(_Section):
 
 
 class DbtSection(_Section):
-    """How dbt's DuckDB runs (infra/analytics.py passes these to dbt/profiles.yml)."""
+    """How dbt's DuckDB runs (lakehouse/dbt_runner.py passes these to dbt/profiles.yml)."""
 
     # DuckDB's own buffer limit; it spills to var/dbt/lake.duckdb.tmp beyond it. Not all of the process: leave headroom
     memory_limit: str = "1g"
@@ -361,6 +361,16 @@ class Settings(BaseSettings):
     @property
     def iceberg_dir(self) -> Path:
         return self.var_dir / "iceberg"
+
+    @property
+    def postgres_dir(self) -> Path:
+        return self.var_dir / "postgres"
+
+    @property
+    def catalog_password_file(self) -> Path:
+        """The embedded PostgreSQL's generated password (mode 0600): written when its cluster is created,
+        read by every catalog client."""
+        return self.postgres_dir / "password"
 
     @property
     def embedded_postgres(self) -> bool:

@@ -1,26 +1,17 @@
-"""The Iceberg catalog `lake`: one catalog for Flink (Java JdbcCatalog) and Python (pyiceberg SqlCatalog).
+"""The lake's table contract: every Iceberg table, defined once.
 
-By default its tables live in the embedded PostgreSQL (infra/services/postgres.py); any other JDBC database,
-a SQLite file (one writer at a time) or a REST catalog through configuration. The tables are defined here, once
-(TABLES below: the contract the Flink jobs, dbt and Dagster read), and created here, with partition specs built
-through the API, so Flink jobs only ever write into existing tables.
+Each table's schema (with a doc per column), its layer (`raw`: the events as they arrived; `speed`: the stream's
+windows; `batch`: Lambda's recomputation of them), its day partitioning and its writer (the Flink job whose
+`writes` name it, or dbt's batch layer). The Flink jobs' SQL inserts by position into these columns, dbt reads
+them as sources, Dagster makes an asset of each; `tests/unit/test_registries.py` ties them to the jobs' SQL.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date
-from pathlib import Path
-from typing import Any
-from urllib.parse import quote
+from typing import Any, Literal
 
-from pyiceberg.catalog import Catalog, load_catalog
-from pyiceberg.expressions import BooleanExpression
 from pyiceberg.schema import Schema
-from pyiceberg.table import Table
-from pyiceberg.table.snapshots import Operation
-from pyiceberg.transforms import DayTransform
 from pyiceberg.types import (
     BooleanType,
     DoubleType,
@@ -32,10 +23,11 @@ from pyiceberg.types import (
     TimestamptzType,
 )
 
-from infra.config import Settings
-from infra.logs import get_logger
+from flink_jobs import JOBS
 
-log = get_logger("infra.iceberg")
+Layer = Literal["raw", "speed", "batch"]
+LAYERS: tuple[Layer, ...] = ("raw", "speed", "batch")
+BATCH_WRITER = "dbt"  # the batch layer's tables are written by dbt's batch models (dbt/models/batch)
 
 # Keep metadata bounded and let concurrent commits (one per sink per checkpoint) retry instead of failing.
 TABLE_PROPERTIES = {
@@ -46,55 +38,6 @@ TABLE_PROPERTIES = {
     "write.metadata.previous-versions-max": "50",
     "commit.retry.num-retries": "10",
 }
-
-
-def jdbc_credentials(settings: Settings) -> dict[str, str]:
-    """`jdbc.user` / `jdbc.password` of the catalog database (generated for the embedded PostgreSQL)."""
-    if settings.embedded_postgres:
-        from infra.services import postgres
-
-        return {"jdbc.user": settings.postgres.user, "jdbc.password": postgres.password(settings)}
-    return {k: v for k, v in settings.iceberg.properties.items() if k in ("jdbc.user", "jdbc.password")}
-
-
-def sqlalchemy_uri(settings: Settings) -> str:
-    """The pyiceberg (SQLAlchemy) form of the catalog's JDBC URL, with its credentials."""
-    jdbc_uri = settings.catalog_jdbc_uri
-    if jdbc_uri.startswith("jdbc:sqlite:"):
-        return f"sqlite:///{jdbc_uri.removeprefix('jdbc:sqlite:')}?timeout=30"
-    if jdbc_uri.startswith("jdbc:postgresql://"):
-        creds = jdbc_credentials(settings)
-        auth = ""
-        if creds.get("jdbc.user"):
-            auth = quote(creds["jdbc.user"], safe="") + ":" + quote(creds.get("jdbc.password", ""), safe="") + "@"
-        return f"postgresql+psycopg://{auth}{jdbc_uri.removeprefix('jdbc:postgresql://')}"
-    raise ValueError(f"iceberg.uri: unsupported JDBC URL {jdbc_uri!r} (allowed: jdbc:postgresql:, jdbc:sqlite:)")
-
-
-def catalog_properties(settings: Settings) -> dict[str, str]:
-    ice = settings.iceberg
-    if ice.catalog == "rest":
-        props = {"type": "rest", "uri": ice.uri or "", "warehouse": settings.warehouse}
-    else:
-        props = {"type": "sql", "uri": sqlalchemy_uri(settings), "warehouse": settings.warehouse}
-    props.update({k: v for k, v in ice.properties.items() if not k.startswith("jdbc.")})
-    return props
-
-
-def load(settings: Settings) -> Catalog:
-    if settings.iceberg.warehouse is None:
-        (settings.iceberg_dir / "warehouse").mkdir(parents=True, exist_ok=True)
-    if settings.iceberg.catalog == "jdbc" and settings.catalog_jdbc_uri.startswith("jdbc:sqlite:"):
-        _prepare_sqlite(settings)
-    return load_catalog(settings.iceberg.catalog_name, **catalog_properties(settings))
-
-
-def _prepare_sqlite(settings: Settings) -> None:
-    """Create the SQLite file's folder and switch it to WAL, so readers never block the committing writer."""
-    path = Path(settings.catalog_jdbc_uri.removeprefix("jdbc:sqlite:"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with sqlite3.connect(path, timeout=30) as conn:
-        conn.execute("PRAGMA journal_mode=WAL")
 
 
 @dataclass(frozen=True)
@@ -123,6 +66,34 @@ class TableSpec:
     properties: dict[str, str] = field(default_factory=dict)
     doc: str = ""
     refirings: Refirings | None = None
+
+    @property
+    def layer(self) -> Layer:
+        """The namespace of its identifier: raw, speed or batch."""
+        namespace = self.identifier.split(".", 1)[0]
+        if namespace not in LAYERS:
+            raise ValueError(f"{self.identifier}: its namespace must be one of {', '.join(LAYERS)}")
+        return namespace  # type: ignore[return-value]
+
+    @property
+    def name(self) -> str:
+        """The identifier without its namespace, e.g. http_events."""
+        return self.identifier.split(".", 1)[1]
+
+    @property
+    def writer(self) -> str:
+        """Who appends to it: the Flink job whose `writes` name it, or dbt (the batch layer)."""
+        if self.layer == "batch":
+            return BATCH_WRITER
+        for job in JOBS.values():
+            if self.identifier in job.writes:
+                return job.name
+        raise LookupError(f"{self.identifier}: no Flink job in flink_jobs.JOBS writes it")
+
+    @property
+    def streamed(self) -> bool:
+        """Written by a Flink job (raw and speed), not by the batch layer."""
+        return self.layer != "batch"
 
 
 def _fields(*columns: tuple[str, Any, bool, str]) -> Schema:
@@ -316,7 +287,7 @@ BATCH_TABLES: list[TableSpec] = [
     *(
         replace(
             spec,
-            identifier=spec.identifier.replace("speed.", "batch.", 1),
+            identifier=f"batch.{spec.name}",
             doc=f"Batch layer (Lambda): {spec.identifier} recomputed from raw.http_events, a day partition per run.",
         )
         for spec in (API_REQUESTS_PER_MINUTE, API_TRAFFIC_SLIDING_5M, USER_SESSIONS, API_DAILY_RUNNING_TOTALS,
@@ -334,95 +305,13 @@ BATCH_TABLES: list[TableSpec] = [
     ),
 ]  # fmt: skip
 TABLES: list[TableSpec] = [HTTP_EVENTS, DEAD_LETTER_EVENTS, LATE_EVENTS, *SPEED_TABLES, *BATCH_TABLES]
-NAMESPACES = ("raw", "speed", "batch")
+NAMESPACES = LAYERS
+STREAMED_TABLES: list[TableSpec] = [spec for spec in TABLES if spec.streamed]
 
 
-def ensure_tables(settings: Settings, tables: list[TableSpec] | None = None) -> list[str]:
-    """Create the namespaces and tables that do not exist yet, and add the columns a newer release gave an
-    existing table (appended, by name: the jobs insert by position); return the identifiers created."""
-    catalog = load(settings)
-    for namespace in NAMESPACES:
-        catalog.create_namespace_if_not_exists(namespace)
-    created = []
-    for spec in tables or TABLES:
-        if catalog.table_exists(spec.identifier):
-            table = catalog.load_table(spec.identifier)
-            missing = [f.name for f in spec.schema.fields if f.name not in table.schema().column_names]
-            if missing:
-                with table.update_schema() as update:
-                    update.union_by_name(spec.schema)
-                log.info("table_columns_added", table=spec.identifier, columns=",".join(missing))
-            continue
-        table = catalog.create_table(
-            spec.identifier,
-            schema=spec.schema,
-            properties={**TABLE_PROPERTIES, **spec.properties, "comment": spec.doc},
-        )
-        if spec.day_partition_on:
-            with table.update_spec() as update:
-                update.add_field(spec.day_partition_on, DayTransform(), f"{spec.day_partition_on}_day")
-        created.append(spec.identifier)
-        log.info("table_created", table=spec.identifier)
-    return created
-
-
-def table_stats(table: Table) -> dict[str, Any]:
-    """Snapshot, row and file counts of the current snapshot (from the summary: no data is read)."""
-    snapshot = table.current_snapshot()
-    if snapshot is None:
-        return {"snapshot_id": None, "rows": 0, "files": 0, "snapshots": 0}
-    summary = snapshot.summary.additional_properties if snapshot.summary else {}
-    return {
-        "snapshot_id": snapshot.snapshot_id,
-        "committed_at_ms": snapshot.timestamp_ms,
-        "rows": int(summary.get("total-records", 0)),
-        "files": int(summary.get("total-data-files", 0)),
-        "snapshots": len(table.snapshots()),
-    }
-
-
-# marks the snapshots a rewrite by table maintenance commits (infra/maintenance.py): rows moved, none arrived
-REWRITE_PROPERTY = "infra.maintenance"
-
-
-def appended_rows(table: Table, since_ms: int) -> int:
-    """Rows that arrived in `table` with the appends committed at or after `since_ms` (epoch ms), from the
-    snapshots' summaries: no data file is read. Rewrites (maintenance's compaction, a replay's overwrite) move
-    rows and are not counted; snapshots expired by maintenance (`retain_hours`) are not seen."""
-    rows = 0
-    for snapshot in table.snapshots():
-        summary = snapshot.summary
-        if snapshot.timestamp_ms < since_ms or summary is None or summary.operation != Operation.APPEND:
-            continue
-        if REWRITE_PROPERTY not in summary.additional_properties:
-            rows += int(summary.additional_properties.get("added-records", 0))
-    return rows
-
-
-def count_by(table: Table, column: str, row_filter: BooleanExpression) -> dict[Any, int]:
-    """Rows per value of `column` among the rows matching `row_filter` (pyiceberg skips the files whose column
-    bounds cannot match; only `column` and the filter's columns are read)."""
-    counts: dict[Any, int] = {}
-    for value in table.scan(row_filter=row_filter, selected_fields=(column,)).to_arrow()[column].to_pylist():
-        counts[value] = counts.get(value, 0) + 1
-    return counts
-
-
-def day_partition_stats(table: Table, since: date | None = None) -> dict[str, dict[str, int]]:
-    """Per day partition (`YYYY-MM-DD`, from `since` on): rows, data files and the time (ms) of the last commit
-    that touched it, from the current snapshot's manifests (no data is read). A table that is not partitioned
-    by day gives nothing."""
-    if table.current_snapshot() is None:
-        return {}
-    out: dict[str, dict[str, int]] = {}
-    for row in table.inspect.partitions().to_pylist():
-        day = next(iter(row["partition"].values()), None) if row["partition"] else None
-        if not isinstance(day, date) or (since is not None and day < since):
-            continue
-        updated = row["last_updated_at"]
-        out[day.isoformat()] = {
-            "rows": int(row["record_count"]),
-            "files": int(row["file_count"]),
-            "last_commit_ms": int(updated.replace(tzinfo=UTC).timestamp() * 1000) if updated else 0,
-        }
-    return dict(sorted(out.items()))
+def by_identifier(identifier: str) -> TableSpec:
+    """The table `identifier` names (e.g. raw.http_events), or a LookupError naming the known ones."""
+    for spec in TABLES:
+        if spec.identifier == identifier:
+            return spec
+    raise LookupError(f"no table {identifier!r} in the contract; known: {', '.join(t.identifier for t in TABLES)}")

@@ -40,16 +40,16 @@ from pyiceberg.table.snapshots import IsolationLevel, Operation, Snapshot
 from pyiceberg.transforms import DayTransform
 from pyiceberg.types import IntegerType, LongType
 
-from infra import iceberg
-from infra.config import Settings
-from infra.iceberg import Refirings, TableSpec
-from infra.logs import get_logger
-from infra.process import ServiceError
+from config.logs import get_logger
+from config.settings import Settings
+from lakehouse import contract, iceberg
+from lakehouse.contract import Refirings, TableSpec
+from lakehouse.iceberg import LakeError
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-log = get_logger("infra.maintenance")
+log = get_logger("lakehouse.maintenance")
 
 EPOCH = date(1970, 1, 1)
 FLINK_CHECKPOINT = "flink.max-committed-checkpoint-id"  # in the summary of each commit of Iceberg's Flink sink
@@ -103,12 +103,12 @@ def run(
         catalog = iceberg.load(settings)
     except sqlalchemy.exc.OperationalError as exc:
         hint = " (is it running? `python -m infra up catalog`)" if settings.embedded_postgres else ""
-        raise ServiceError(f"cannot reach the catalog database{hint}: {str(exc.orig)[:300]}") from exc
+        raise LakeError(f"cannot reach the catalog database{hint}: {str(exc.orig)[:300]}") from exc
     now = now or datetime.now(UTC)
     if options.flink_restore_hours is None:
         options = replace(options, flink_restore_hours=float(settings.kafka.retention_hours))
     reports = []
-    for spec in tables or iceberg.TABLES:
+    for spec in tables or contract.TABLES:
         try:
             reports.append(maintain_table(catalog, spec, options, now, before_commit))
         except Exception as exc:  # one table's trouble (an unreadable file, ...) does not stop the others
