@@ -100,7 +100,7 @@ def _speed_from_batch(settings: Settings) -> dict[str, int]:
     catalog = iceberg.load(settings)
     copied = {}
     for spec in contract.BATCH_TABLES:
-        measure = spec.identifier.removeprefix("batch.")
+        measure = spec.name
         target_name = (
             "speed.requests_per_route_minute_firings"
             if measure == "requests_per_route_minute"

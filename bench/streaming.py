@@ -462,11 +462,11 @@ def _window_latencies(
 
 
 def _job_health(settings: Settings) -> dict[str, Any]:
-    from infra.cli import DEFAULT_JOBS
+    from flink_jobs import JOBS
     from infra.services import flink, flink_jobs
 
     health: dict[str, Any] = {}
-    for name in DEFAULT_JOBS:
+    for name in JOBS:
         job = flink_jobs.find_job(settings, name)
         if job is None:
             health[name] = {"state": "NOT RUNNING"}

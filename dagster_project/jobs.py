@@ -33,7 +33,7 @@ def maintain_tables(context: dg.OpExecutionContext, config: MaintenanceConfig) -
     settings = load_settings()
     options = maintenance.Options(min_files=config.min_files, retain_hours=config.retain_hours)
     # Kappa leaves batch.* empty and not an asset: nothing to maintain there
-    tables = [t for t in contract.TABLES if settings.pipeline.mode == "lambda" or not t.identifier.startswith("batch.")]
+    tables = [t for t in contract.TABLES if settings.pipeline.mode == "lambda" or t.streamed]
     summary = maintenance.run(settings, options, tables)
     for identifier, report in summary["tables"].items():
         context.log_event(

@@ -34,7 +34,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
-from flink_jobs import sql_files, user_agent
+from flink_jobs import JOBS, sql_files, user_agent
 from flink_jobs.environment import create_table_environment, source_params, through_datastream
 from flink_jobs.job_config import JobConfig, from_args
 
@@ -42,12 +42,10 @@ if TYPE_CHECKING:
     from pyflink.datastream import StreamExecutionEnvironment
     from pyflink.table import StatementSet
 
-# view of windows.sql -> speed table, and the column that places a row in the replayed range
-SINKS: tuple[tuple[str, str], ...] = (
-    ("api_requests_per_minute", "window_start"),
-    ("api_traffic_sliding_5m", "window_start"),
-    ("user_sessions", "session_start"),
-    ("api_daily_running_totals", "window_start"),
+# view of windows.sql -> speed table of the same name, and the column that places a row in the replayed range
+# (the registry's `replays` of this job)
+SINKS: tuple[tuple[str, str], ...] = tuple(
+    (identifier.removeprefix("speed."), column) for identifier, column in JOBS["streaming"].replays
 )
 # Flink plans no SESSION window in batch mode ("Unaligned windows like session are not supported in batch mode
 # yet"): a replay recomputes speed.user_sessions from this view of user_sessions_replay.sql instead

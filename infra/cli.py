@@ -44,7 +44,6 @@ from lakehouse.iceberg import LakeError
 log = get_logger("infra.cli")
 
 COMPONENTS = ("kafka", "catalog", "flink", "jobs", "dagster", "demo", "traffic")
-DEFAULT_JOBS = tuple(JOBS)
 
 
 def _selected(names: list[str]) -> list[str]:
@@ -83,7 +82,7 @@ def up(settings: Settings, components: list[str]) -> None:
     if "flink" in chosen:
         _step("flink", lambda: flink.start(settings))
     if "jobs" in chosen:
-        for job in DEFAULT_JOBS:
+        for job in JOBS:
             _step(f"flink job {job}", lambda job=job: _deploy(settings, job))  # type: ignore[misc]
     if "dagster" in chosen:
         _step("dagster", lambda: dagster.start(settings))
@@ -108,7 +107,7 @@ def down(settings: Settings, components: list[str]) -> None:
             elif component == "jobs":
                 if settings.flink.mode == "embedded" and not any(p.is_running() for p in flink.processes(settings)):
                     continue
-                for job in DEFAULT_JOBS:
+                for job in JOBS:
                     flink_jobs.stop(settings, job, savepoint=True)
             elif component == "flink":
                 flink.stop(settings)
@@ -268,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "deploy":
             _deploy(settings, args.job)
         elif args.command == "recover":
-            for job in args.jobs or DEFAULT_JOBS:
+            for job in args.jobs or JOBS:
                 flink_jobs.spec(job)  # an unknown job fails here, naming the known ones
                 _print_result(flink_jobs.recover(settings, job, by=args.by, reason=args.reason))
         elif args.command == "lock":

@@ -54,8 +54,7 @@ def register(con: duckdb.DuckDBPyConnection, settings: Settings, tables: Iterabl
     load_extensions(con)
     catalog = iceberg.load(settings)
     for spec in tables or contract.TABLES:
-        namespace = spec.identifier.split(".")[0]
-        con.execute(f'CREATE SCHEMA IF NOT EXISTS "{namespace}"')
+        con.execute(f'CREATE SCHEMA IF NOT EXISTS "{spec.layer}"')
         location = _local(catalog.load_table(spec.identifier).metadata_location)
         con.execute(f"CREATE OR REPLACE VIEW {spec.identifier} AS SELECT * FROM iceberg_scan('{location}')")
         if spec.refirings is not None:

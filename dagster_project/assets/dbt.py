@@ -140,7 +140,7 @@ def build_dbt_assets(
         dg.AssetSpec(
             table_key(table.identifier),
             description=table.doc,
-            deps=[dg.AssetKey(["dbt", table.identifier.replace("batch.", "batch_", 1)])],
+            deps=[dg.AssetKey(["dbt", f"batch_{table.name}"])],
             group_name="lake",
             kinds={"iceberg"},
             partitions_def=days,

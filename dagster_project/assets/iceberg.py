@@ -19,25 +19,21 @@ from dagster_project.assets.flink import job_key
 from dagster_project.partitions import day_window_ms
 from dagster_project.resources import FlinkResource, IcebergResource
 from flink_jobs import JOBS
-from flink_jobs.streaming import SINKS as REPLAYED_VIEWS
 from lakehouse import contract
 
-REPLAY_JOB = "streaming"
-REPLAYED = tuple(f"speed.{view}" for view, _ in REPLAYED_VIEWS)
+# the job a Kappa replay runs, and the tables it rewrites (the registry's `replays`)
+[REPLAY_JOB] = [name for name, job in JOBS.items() if job.replayable]
+REPLAYED = tuple(identifier for identifier, _ in JOBS[REPLAY_JOB].replays)
 # the tables a stream appends to; batch.* is written by dbt
-STREAMED = [spec for spec in contract.TABLES if not spec.identifier.startswith("batch.")]
+STREAMED = contract.STREAMED_TABLES
 
 
 def table_key(identifier: str) -> dg.AssetKey:
     return dg.AssetKey(["iceberg", *identifier.split(".")])
 
 
-def writers(identifier: str) -> list[str]:
-    return [job for job, spec in JOBS.items() if identifier in spec.writes]
-
-
 def _spec(table: contract.TableSpec, days: dg.DailyPartitionsDefinition, *, replayed: bool) -> dg.AssetSpec:
-    deps = [job_key(job) for job in writers(table.identifier)]
+    deps = [job_key(table.writer)]
     if replayed:
         deps.append(table_key("raw.http_events"))
     return dg.AssetSpec(

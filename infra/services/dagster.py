@@ -7,7 +7,8 @@ var/dagster/workspace.yaml (a `grpc_server` entry) instead of each spawning a co
 location holds dagster-dbt and dbt-core: about 240 MiB a copy). The UI's "Reload" restarts the code server's
 worker with the current code. The pipeline's configuration reaches every process through the same
 pipeline.yaml / PIPELINE_* environment; runs start as children of the code server, with its environment.
-`workspace.yaml` at the repository's root names the same location for `dagster dev`.
+The code location (module and name) is defined once, in pyproject.toml's `[tool.dagster]`, which `dagster dev`
+reads as well.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 import socket
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +43,10 @@ concurrency:
 # run: the default limit reaches a pool only once the queue has seen it, after it let the first runs through.
 POOLS = {"flink_replay": 1, "duckdb": 1}
 
-# the code location, as workspace.yaml at the repository's root names it (a unit test keeps them equal)
-CODE_MODULE = "dagster_project.definitions"
-LOCATION_NAME = "http_events_pipeline"
+# the code location, as pyproject.toml names it for `dagster dev`
+_LOCATION = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["dagster"]
+CODE_MODULE: str = _LOCATION["module_name"]
+LOCATION_NAME: str = _LOCATION["code_location_name"]
 
 WORKSPACE_YAML = """\
 # Written by infra/services/dagster.py; edits are overwritten. The webserver and the daemon share the code

@@ -23,8 +23,8 @@ from confluent_kafka import Producer
 
 from config.settings import REPO_ROOT
 from event_log.topic import client_config, topic_end_offsets
+from flink_jobs import JOBS
 from infra import supervision
-from infra.cli import DEFAULT_JOBS
 from infra.process import ServiceError, _alive, _group_members
 from infra.services import dagster, flink, flink_jobs
 from lakehouse import duckdb_views, iceberg
@@ -41,7 +41,7 @@ def test_up_serves_every_service(stack):
     overview = flink.overview(s)
     assert overview["taskmanagers"] == 1
     assert overview["jobs-running"] >= 1
-    for name in DEFAULT_JOBS:
+    for name in JOBS:
         job = flink_jobs.find_job(s, name)
         assert job is not None and job["state"] == "RUNNING", name
     assert httpx.get(f"http://{s.demo.host}:{s.demo.port}/healthz", timeout=5).status_code == 200
@@ -289,7 +289,7 @@ def test_counts_stay_exact_when_the_taskmanager_is_killed_and_a_replay_gives_the
     assert raw_count(s, service) == len(events)
     assert per_minute(s, service) == expected
     assert route_minute_total() == len(events)
-    overview = {name: flink_jobs.find_job(s, name) for name in DEFAULT_JOBS}
+    overview = {name: flink_jobs.find_job(s, name) for name in JOBS}
     assert all(job is not None and job["state"] == "RUNNING" for job in overview.values()), overview
 
     # an upgrade: the deployer finds other code running (the recorded code version stands for an older

@@ -147,15 +147,17 @@ def test_every_pool_the_assets_use_is_limited_when_dagster_starts(mode_defs):
     assert used <= set(POOLS)
 
 
-def test_the_stacks_code_server_serves_the_location_workspace_yaml_names(tmp_path, monkeypatch):
+def test_the_stacks_code_server_serves_the_location_pyproject_names(tmp_path, monkeypatch):
+    import tomllib
+
     import yaml
 
     from config.settings import REPO_ROOT
     from infra.services import dagster as service
 
-    [entry] = yaml.safe_load((REPO_ROOT / "workspace.yaml").read_text())["load_from"]
-    assert entry["python_module"]["module_name"] == service.CODE_MODULE
-    assert entry["python_module"]["location_name"] == service.LOCATION_NAME
+    entry = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["dagster"]
+    assert entry["module_name"] == service.CODE_MODULE == "dagster_project.definitions"
+    assert entry["code_location_name"] == service.LOCATION_NAME
     # what `make up` writes for the webserver and the daemon: the one code server, on its configured port
     monkeypatch.setenv("PIPELINE_PATHS__VAR_DIR", str(tmp_path))
     monkeypatch.setenv("PIPELINE_DAGSTER__CODE_SERVER_PORT", "4123")
