@@ -68,12 +68,12 @@ def _job(settings: Settings) -> dict[str, Any]:
     """The job's state, Flink's restarts and its last completed checkpoint's full size."""
     status = flink_jobs.status(settings, JOB)
     checkpoint_mib = None
-    if status["job_id"] and status["state"] != "NOT_RUNNING":
-        latest = flink.rest(settings, "GET", f"/jobs/{status['job_id']}/checkpoints").get("latest") or {}
+    if status.job_id and status.state != "NOT_RUNNING":
+        latest = flink.rest(settings, "GET", f"/jobs/{status.job_id}/checkpoints").get("latest") or {}
         completed = latest.get("completed") or {}
         if "state_size" in completed:
             checkpoint_mib = round(completed["state_size"] / 2**20, 1)
-    return {"state": status["state"], "restarts": status["restarts"], "checkpoint_mib": checkpoint_mib}
+    return {"state": status.state, "restarts": status.restarts, "checkpoint_mib": checkpoint_mib}
 
 
 def _sample(st: stack.Stack, started: float) -> dict[str, Any]:

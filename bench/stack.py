@@ -219,5 +219,10 @@ def job_states(settings: Settings) -> dict[str, Any]:
     states: dict[str, Any] = {}
     for job in JOBS:
         status = flink_jobs.status(settings, job)
-        states[job] = {k: status[k] for k in ("state", "restarts", "recoveries", "job_id")}
+        states[job] = {
+            "state": status.state,
+            "restarts": status.restarts,
+            "recoveries": status.recoveries,
+            "job_id": status.job_id,
+        }
     return states

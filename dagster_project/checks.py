@@ -33,6 +33,7 @@ from dagster_project.assets.platform import SERVICES
 from dagster_project.resources import FlinkResource, IcebergResource, KafkaResource, StackResource
 from event_log.topic import TopicOffsets
 from flink_jobs import JOBS
+from infra.services.flink_jobs import JobStatus
 
 FRESHNESS = "freshness"
 CONSUMER_LAG = "consumer_lag"
@@ -179,15 +180,15 @@ def services_running(report: Mapping[str, Any]) -> Verdict:
     )
 
 
-def job_running(job: str, status: Mapping[str, Any], since: float | None, now: float, limit_s: int) -> Verdict:
+def job_running(job: str, status: JobStatus, since: float | None, now: float, limit_s: int) -> Verdict:
     """A job that should run is RUNNING, or has not been anything else for longer than `limit_s` (restarting,
     waiting for a TaskManager or a free slot, gone from the cluster)."""
-    state = str(status["state"])
-    if state == "RUNNING" or not status["should_run"]:
-        return Verdict(job_key(job), JOB_RUNNING, True, f"{state.lower()} (should run: {status['should_run']})")
+    state = str(status.state)
+    if state == "RUNNING" or not status.should_run:
+        return Verdict(job_key(job), JOB_RUNNING, True, f"{state.lower()} (should run: {status.should_run})")
     for_s = now - since if since is not None else 0.0
     passed = for_s <= limit_s
-    cluster = status.get("cluster") or {}
+    cluster = status.cluster or {}
     slots = f"{cluster.get('taskmanagers', '?')} TaskManager(s), {cluster.get('slots-available', '?')} free slot(s)"
     return Verdict(
         job_key(job),
@@ -236,7 +237,7 @@ def stack_checks(
     verdicts = [services_running(stack.report())]
     for job in JOBS:
         status = flink.status(job)
-        since = status["state_since_ms"] / 1000 if status.get("state_since_ms") else None
+        since = status.state_since_ms / 1000 if status.state_since_ms else None
         verdicts.append(job_running(job, status, since, now, limit))
     selected = context.selected_asset_check_keys
     yield from (v.result() for v in verdicts if dg.AssetCheckKey(v.asset_key, v.check_name) in selected)

@@ -16,7 +16,7 @@ from event_log.topic import topic_offsets
 
 if TYPE_CHECKING:
     from event_log.topic import TopicOffsets
-    from infra.services.flink_jobs import DeployResult
+    from infra.services.flink_jobs import DeployResult, JobStatus
 
 
 class KafkaResource(dg.ConfigurableResource):
@@ -52,7 +52,7 @@ class FlinkResource(dg.ConfigurableResource):
 
         return flink_jobs.busy(_settings(), job)
 
-    def status(self, job: str) -> dict[str, Any]:
+    def status(self, job: str) -> JobStatus:
         from infra.services import flink_jobs
 
         return flink_jobs.status(_settings(), job)

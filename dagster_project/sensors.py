@@ -41,6 +41,7 @@ from dagster_project.resources import FlinkResource, IcebergResource, KafkaResou
 from flink_jobs import JOBS
 from infra import supervision
 from infra.process import ServiceError
+from infra.services.flink_jobs import JobStatus
 from lakehouse import contract
 
 OBSERVE_AT_LEAST_EVERY_SECONDS = 300
@@ -74,19 +75,19 @@ def _due(
     return False
 
 
-def _job_metadata(status: dict[str, Any]) -> dict[str, Any]:
-    checkpoint_at = status["last_checkpoint_at_ms"]
-    recovery = status.get("last_recovery") or {}
+def _job_metadata(status: JobStatus) -> dict[str, Any]:
+    checkpoint_at = status.last_checkpoint_at_ms
+    recovery = status.last_recovery or {}
     return {
-        "state": status["state"],
-        "job_id": status["job_id"],
-        "should_run": status["should_run"],
-        "restarts": dg.MetadataValue.int(status["restarts"]),
-        "recoveries": dg.MetadataValue.int(status["recoveries"]),
-        "last_checkpoint_id": dg.MetadataValue.int(status["last_checkpoint_id"] or 0),
+        "state": status.state,
+        "job_id": status.job_id,
+        "should_run": status.should_run,
+        "restarts": dg.MetadataValue.int(status.restarts),
+        "recoveries": dg.MetadataValue.int(status.recoveries),
+        "last_checkpoint_id": dg.MetadataValue.int(status.last_checkpoint_id or 0),
         "last_checkpoint_at": dg.MetadataValue.timestamp(checkpoint_at / 1000) if checkpoint_at else "none",
-        "last_checkpoint_path": status["last_checkpoint_path"],
-        "code_current": status["code_version_running"] == status["code_version_current"],
+        "last_checkpoint_path": status.last_checkpoint_path,
+        "code_current": status.code_current,
         "last_recovery_by": recovery.get("by", "-"),
         "last_recovery_reason": recovery.get("reason", "-"),
         "last_recovery_at": dg.MetadataValue.timestamp(recovery["at"]) if recovery.get("at") else "none",
@@ -129,10 +130,10 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
             except ServiceError as exc:
                 return dg.SkipReason(f"the Flink cluster does not answer: {str(exc)[:300]}")
             seen = cursor.setdefault(job, {})
-            gone = status["should_run"] and status["state"] == "NOT_RUNNING"
+            gone = status.should_run and status.state == "NOT_RUNNING"
             if not gone:
                 seen.pop("gone_since", None)
-            since = seen.setdefault("gone_since", now) if gone else (status["state_since_ms"] or 0) / 1000 or None
+            since = seen.setdefault("gone_since", now) if gone else (status.state_since_ms or 0) / 1000 or None
             verdict = checks.job_running(job, status, since, now, limit)
             if _due(seen.setdefault("check", {}), verdict.passed, now):
                 events.append(verdict.evaluation())
@@ -141,10 +142,10 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
             lost = gone and not flink.busy(job) and not supervisor_on_it
             waited = now - seen.get("requested", 0) >= RETRY_RECOVERY_AFTER_SECONDS
             if lost and waited and not _recovery_in_flight(context, job):
-                context.log.warning(f"{job} should run but has no active run (last {status['job_id']}): recovering")
+                context.log.warning(f"{job} should run but has no active run (last {status.job_id}): recovering")
                 requests.append(dg.RunRequest(asset_selection=[job_key(job)], tags={RECOVERY_TAG: job}))
                 seen["requested"] = now
-            fingerprint = [status["state"], status["job_id"], status["restarts"], status["recoveries"]]
+            fingerprint = [status.state, status.job_id, status.restarts, status.recoveries]
             if _due(seen, fingerprint, now):
                 events.append(dg.AssetObservation(asset_key=job_key(job), metadata=_job_metadata(status)))
         return dg.SensorResult(run_requests=requests, asset_events=events, cursor=json.dumps(cursor))

@@ -131,7 +131,7 @@ def test_every_event_is_counted_in_its_minute_window_or_recorded_late_once(run):
 
 
 def test_the_supervisor_resubmitted_the_job_after_the_jobmanager_and_dagster_recorded_it(run, stack):
-    recovery = flink_jobs.status(stack.settings, "streaming")["last_recovery"]
+    recovery = flink_jobs.status(stack.settings, "streaming").last_recovery
     assert recovery["by"] == "supervisor" and "/chk-" in str(recovery["restored_from"]), recovery
 
     def recorded() -> list[str]:

@@ -114,9 +114,7 @@ def test_health_sensor_observes_the_jobs_and_asks_to_recover_a_cancelled_one(sta
         return sensor.evaluate_tick(context)  # type: ignore[return-value]
 
     # the test before restarted the job from a savepoint: its first checkpoint after that may still be coming
-    wait_for(
-        lambda: all(flink_jobs.status(s, job)["last_checkpoint_id"] for job in JOBS), 60, "a checkpoint of every job"
-    )
+    wait_for(lambda: all(flink_jobs.status(s, job).last_checkpoint_id for job in JOBS), 60, "a checkpoint of every job")
     first = tick(None)
     assert not first.run_requests
     observations = [e for e in first.asset_events if isinstance(e, dg.AssetObservation)]
