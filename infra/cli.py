@@ -32,25 +32,16 @@ from datetime import UTC, datetime, timedelta
 from config import logs
 from config.logs import get_logger
 from config.settings import ConfigError, Settings, load_settings
-from event_log.topic import TopicError, ensure_topic
+from event_log.topic import TopicError
 from flink_jobs import JOBS
-from infra import install, supervision
+from infra import flink_deploy, install, stack, supervision
 from infra import status as stack_status
 from infra.process import ServiceError
-from infra.services import dagster, demo, flink, flink_jobs, kafka, postgres
-from lakehouse import contract, dbt_runner, iceberg, maintenance
+from infra.services import postgres
+from lakehouse import contract, dbt_runner, maintenance
 from lakehouse.iceberg import LakeError
 
 log = get_logger("infra.cli")
-
-COMPONENTS = ("kafka", "catalog", "flink", "jobs", "dagster", "demo", "traffic")
-
-
-def _selected(names: list[str]) -> list[str]:
-    unknown = sorted(set(names) - set(COMPONENTS))
-    if unknown:
-        raise ConfigError(f"unknown component(s) {', '.join(unknown)}; allowed: {', '.join(COMPONENTS)}")
-    return [c for c in COMPONENTS if not names or c in names]
 
 
 def _step(what: str, action: Callable[[], object]) -> None:
@@ -60,64 +51,35 @@ def _step(what: str, action: Callable[[], object]) -> None:
     log.info("step_done", what=what, seconds=round(time.monotonic() - started, 1))
 
 
-def _deploy(settings: Settings, job: str) -> None:
-    _print_result(flink_jobs.deploy(settings, job))
-
-
-def _print_result(result: flink_jobs.DeployResult) -> None:
+def _print_result(result: flink_deploy.DeployResult) -> None:
     restored = f", restored from {result.restored_from}" if result.restored_from else ""
     print(f"flink job {result.job}: {result.action} (job id {result.job_id or '-'}{restored})")
 
 
 def up(settings: Settings, components: list[str]) -> None:
-    chosen = _selected(components)
+    chosen = stack.select(components)
     _step("install", lambda: install.install_all(settings))
     _step("supervisor", lambda: supervision.ensure_supervisor(settings))
-    if "kafka" in chosen:
-        _step("kafka", lambda: kafka.start(settings))
-        _step("topic", lambda: ensure_topic(settings))
-    if "catalog" in chosen:
-        _step("catalog database", lambda: postgres.start(settings))
-        _step("iceberg tables", lambda: iceberg.ensure_tables(settings))
-    if "flink" in chosen:
-        _step("flink", lambda: flink.start(settings))
-    if "jobs" in chosen:
-        for job in JOBS:
-            _step(f"flink job {job}", lambda job=job: _deploy(settings, job))  # type: ignore[misc]
-    if "dagster" in chosen:
-        _step("dagster", lambda: dagster.start(settings))
-    if "demo" in chosen and settings.demo.enabled:
-        _step("demo app", lambda: demo.start_app(settings))
-    if "traffic" in chosen and settings.traffic.enabled and settings.demo.enabled:
-        _step("traffic generator", lambda: demo.start_traffic(settings))
+
+    def start(service: stack.Service) -> None:
+        said = service.start(settings)
+        if said:
+            print(said)
+
+    for service in chosen:
+        if service.wanted(settings):
+            _step(service.component, lambda service=service: start(service))  # type: ignore[misc]
     print(urls(settings))
 
 
 def down(settings: Settings, components: list[str]) -> None:
-    chosen = _selected(components)
     failures = []
-    for component in reversed(chosen):
+    for service in reversed(stack.select(components)):
         try:
-            if component == "traffic":
-                demo.stop_traffic(settings)
-            elif component == "demo":
-                demo.stop_app(settings)
-            elif component == "dagster":
-                dagster.stop(settings)
-            elif component == "jobs":
-                if settings.flink.mode == "embedded" and not any(p.is_running() for p in flink.processes(settings)):
-                    continue
-                for job in JOBS:
-                    flink_jobs.stop(settings, job, savepoint=True)
-            elif component == "flink":
-                flink.stop(settings)
-            elif component == "catalog":
-                postgres.stop(settings)
-            elif component == "kafka":
-                kafka.stop(settings)
+            service.stop(settings)
         except Exception as exc:  # keep stopping the rest; report at the end
-            log.error("stop_failed", component=component, error=str(exc)[:300])
-            failures.append(component)
+            log.error("stop_failed", component=service.component, error=str(exc)[:300])
+            failures.append(service.component)
     supervision.stop_supervisor(settings)  # once nothing should run any more
     if failures:
         raise ServiceError(f"could not stop cleanly: {', '.join(failures)} (see the log lines above)")
@@ -126,7 +88,7 @@ def down(settings: Settings, components: list[str]) -> None:
 def urls(settings: Settings) -> str:
     catalog_uri = settings.catalog_jdbc_uri if settings.iceberg.catalog == "jdbc" else str(settings.iceberg.uri)
     if settings.embedded_postgres:
-        catalog_uri += f"  (user {settings.postgres.user}, password in {postgres.home(settings) / 'password'})"
+        catalog_uri += f"  (user {settings.postgres.user}, password in {settings.catalog_password_file})"
     lines = [
         "",
         "The pipeline is up:",
@@ -212,7 +174,7 @@ def replay(settings: Settings, job: str, first: datetime, last: datetime | None)
     end = (last or first) + timedelta(days=1)
     if end <= first:
         raise ConfigError(f"replay: the last day {last:%Y-%m-%d} is before the first {first:%Y-%m-%d}")
-    job_id = flink_jobs.replay(settings, job, int(first.timestamp() * 1000), int(end.timestamp() * 1000))
+    job_id = flink_deploy.replay(settings, job, int(first.timestamp() * 1000), int(end.timestamp() * 1000))
     print(f"replayed {job} over [{first:%Y-%m-%d}, {end:%Y-%m-%d}) (Flink job {job_id})")
 
 
@@ -232,17 +194,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub.add_parser("clean")
     p = sub.add_parser("deploy")
-    p.add_argument("job", choices=sorted(flink_jobs.JOBS))
+    p.add_argument("job", choices=sorted(JOBS))
     p = sub.add_parser(
         "recover", help="start each job that should run and has no active run from its latest checkpoint"
     )
-    p.add_argument("jobs", nargs="*", metavar="JOB", help=f"default: all ({', '.join(sorted(flink_jobs.JOBS))})")
+    p.add_argument("jobs", nargs="*", metavar="JOB", help=f"default: all ({', '.join(sorted(JOBS))})")
     p.add_argument("--by", default="cli", help="who recovers, recorded in the job's state (default: %(default)s)")
     p.add_argument("--reason", default="asked on the command line", help="why, recorded beside it")
     sub.add_parser("lock")
     sub.add_parser("lock-jars")
     p = sub.add_parser("replay", help="Kappa replay of whole days (UTC) from raw.http_events")
-    p.add_argument("job", choices=flink_jobs.REPLAYABLE)
+    p.add_argument("job", choices=flink_deploy.REPLAYABLE)
     p.add_argument("first_day", type=_day, metavar="DAY")
     p.add_argument("last_day", type=_day, nargs="?", metavar="LAST_DAY", help="default: DAY")
     _add_maintain_parser(sub)
@@ -265,11 +227,11 @@ def main(argv: list[str] | None = None) -> int:
             postgres.remove_data(settings)
             shutil.rmtree(settings.var_dir / "tmp", ignore_errors=True)
         elif args.command == "deploy":
-            _deploy(settings, args.job)
+            _print_result(flink_deploy.deploy(settings, args.job))
         elif args.command == "recover":
             for job in args.jobs or JOBS:
-                flink_jobs.spec(job)  # an unknown job fails here, naming the known ones
-                _print_result(flink_jobs.recover(settings, job, by=args.by, reason=args.reason))
+                flink_deploy.spec(job)  # an unknown job fails here, naming the known ones
+                _print_result(flink_deploy.recover(settings, job, by=args.by, reason=args.reason))
         elif args.command == "lock":
             install.lock_python()
         elif args.command == "lock-jars":

@@ -15,12 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from config.settings import Settings
-from event_log.topic import topic_end_offsets
 from flink_jobs import JOBS
-from infra import supervision
+from infra import flink_deploy, stack, supervision
 from infra.process import ManagedProcess
-from infra.services import dagster, demo, flink, flink_jobs, postgres
-from infra.supervisor import units
 
 EXIT_HEALTHY, EXIT_UNHEALTHY, EXIT_STOPPED = 0, 1, 3
 
@@ -32,47 +29,9 @@ def _probe(check: Callable[[], str]) -> tuple[bool, str]:
         return False, f"{type(exc).__name__}: {str(exc)[:120]}"
 
 
-def _answer(check: Callable[[Settings], bool], settings: Settings) -> Callable[[], str]:
-    def run() -> str:
-        if not check(settings):
-            raise RuntimeError("not answering")
-        return "ok"
-
-    return run
-
-
-def _checks(settings: Settings) -> dict[str, tuple[str, Callable[[], str]]]:
-    """Per process: where it serves, and its health check (a short text; raises when unhealthy)."""
-    d, m = settings.dagster, settings.demo
-
-    def kafka_ok() -> str:
-        return f"ok, topic {settings.kafka.topic} end offsets {sum(topic_end_offsets(settings).values())}"
-
-    def flink_ok() -> str:
-        overview = flink.overview(settings)
-        if not overview.get("taskmanagers"):
-            raise RuntimeError("no TaskManager registered")
-        text = "ok, {taskmanagers} TaskManager(s), {slots-available} free slot(s), {jobs-running} job(s) running"
-        return text.format(**overview)
-
-    code_server, webserver, daemon = dagster.processes(settings)
-    app, traffic = demo.processes(settings)
-    return {
-        "kafka": (settings.kafka.servers, kafka_ok),
-        "postgres": (f"{settings.postgres.host}:{settings.postgres.port}", _answer(postgres.is_healthy, settings)),
-        "flink-jobmanager": (settings.flink.url, flink_ok),
-        "flink-taskmanager": (settings.flink.url, flink_ok),
-        code_server.name: (f"{d.host}:{d.code_server_port}", _answer(dagster.code_server_answers, settings)),
-        webserver.name: (f"http://{d.host}:{d.port}", _answer(dagster.is_healthy, settings)),
-        daemon.name: ("-", lambda: "ok"),
-        app.name: (f"http://{m.host}:{m.port}", _answer(demo.is_healthy, settings)),
-        traffic.name: ("-", lambda: "ok"),
-    }
-
-
 def processes(settings: Settings) -> list[ManagedProcess]:
     """The processes `make up` may start here, in start order: the ones the supervisor keeps."""
-    return [unit.process for unit in units(settings)]
+    return [unit.process for unit in stack.units(settings)]
 
 
 def exit_text(last: dict[str, Any] | None) -> str:
@@ -87,7 +46,8 @@ def collect(settings: Settings) -> dict[str, Any]:
     recorded = supervision.read_state(settings)
     kept = recorded.get("services", {})
     wanted = set(supervision.wanted(settings))
-    checks = _checks(settings)
+    probes = stack.probes(settings)
+    checks = {probe.name: probe for probe in probes if not probe.external}
     services: list[dict[str, Any]] = []
 
     supervisor = supervision.process(settings)
@@ -109,7 +69,7 @@ def collect(settings: Settings) -> dict[str, Any]:
     pids = {proc.name: proc.pid() for proc in procs}
     # the health checks at once (each waits on a network answer): the report takes as long as the slowest
     with ThreadPoolExecutor(max_workers=len(procs)) as pool:
-        probes = {name: pool.submit(_probe, checks[name][1]) for name, pid in pids.items() if pid is not None}
+        answers = {name: pool.submit(_probe, checks[name].check) for name, pid in pids.items() if pid is not None}
     for proc in procs:
         record = kept.get(proc.name, {})
         pid = pids[proc.name]
@@ -119,8 +79,8 @@ def collect(settings: Settings) -> dict[str, Any]:
             state = "exited"  # the supervisor has not looked since
         if pid and record.get("pid") == pid and record.get("state") == supervision.STARTING:
             state = supervision.STARTING
-        where = checks[proc.name][0]
-        ok, health = probes[proc.name].result() if pid else (False, "-")
+        where = checks[proc.name].where
+        ok, health = answers[proc.name].result() if pid else (False, "-")
         if state == supervision.STARTING:  # not healthy before the supervisor's own health gate says so
             ok, health = False, "starting"
         started = record.get("started_at") if record.get("pid") == pid else None
@@ -140,12 +100,10 @@ def collect(settings: Settings) -> dict[str, Any]:
                 "error": record.get("error") if state in (supervision.FAILED, supervision.GAVE_UP) else None,
             }
         )
-    if settings.kafka.mode == "external":
-        ok, health = _probe(checks["kafka"][1])
-        services.append(_external("kafka", settings.kafka.servers, ok, health))
-    if settings.flink.mode == "remote":
-        ok, health = _probe(checks["flink-jobmanager"][1])
-        services.append(_external("flink", settings.flink.url, ok, health))
+    for probe in probes:
+        if probe.external:  # someone else's: by its health alone
+            ok, health = _probe(probe.check)
+            services.append(_external(probe.name, probe.where, ok, health))
     cluster_up = settings.flink.mode == "remote" or pids.get("flink-jobmanager") is not None
     jobs = [_job(settings, name, cluster_up) for name in JOBS]
     anything = any(s["should_run"] for s in services) or any(j["should_run"] for j in jobs)
@@ -167,9 +125,9 @@ def _external(name: str, where: str, ok: bool, health: str) -> dict[str, Any]:
 
 
 def _job(settings: Settings, name: str, cluster_up: bool) -> dict[str, Any]:
-    should_run = flink_jobs.should_run(settings, name)
+    should_run = flink_deploy.should_run(settings, name)
     try:
-        found = flink_jobs.find_job(settings, name) if cluster_up else None
+        found = flink_deploy.find_job(settings, name) if cluster_up else None
     except Exception as exc:
         return {"name": name, "state": "unknown", "should_run": should_run, "healthy": False, "health": str(exc)[:120]}
     state = found["state"] if found else "NOT_RUNNING"

@@ -25,20 +25,18 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from config import logs
 from config.logs import get_logger
-from config.settings import REPO_ROOT, Settings, load_settings
+from config.settings import Settings, load_settings
 from infra import supervision
-from infra.process import ManagedProcess, ServiceError, describe_exit, wait_until
-from infra.services import dagster, demo, flink, kafka, postgres
+from infra.process import ServiceError, describe_exit
+from infra.services.base import Unit
+from infra.stack import units
 
 log = get_logger("infra.supervisor")
 
@@ -48,53 +46,6 @@ _REASONS = {
     b"No space left on device": "no space left on device",
 }
 _LOG_SCAN_BYTES = 256 * 1024
-
-
-@dataclass(frozen=True)
-class Unit:
-    """A process the supervisor keeps alive, what must run before it is started again, and what to do once it
-    was started again."""
-
-    process: ManagedProcess
-    after: tuple[str, ...] = ()
-    on_restart: Callable[[], None] | None = None
-
-
-def units(settings: Settings) -> list[Unit]:
-    """The stack's processes in start order (embedded services only: an external Kafka, a remote Flink cluster
-    or another catalog database is someone else's to keep)."""
-    found: list[Unit] = []
-    if settings.kafka.mode == "embedded":
-        found.append(Unit(kafka.process(settings)))
-    if settings.embedded_postgres:
-        found.append(Unit(postgres.process(settings)))
-    if settings.flink.mode == "embedded":
-        jobmanager, taskmanager = flink.processes(settings)
-        found.append(Unit(jobmanager, on_restart=lambda: resubmit_jobs(settings)))
-        found.append(Unit(taskmanager, after=(jobmanager.name,)))
-    code_server, webserver, daemon = dagster.processes(settings)
-    found += [Unit(code_server), Unit(webserver, after=(code_server.name,)), Unit(daemon, after=(code_server.name,))]
-    app, traffic = demo.processes(settings)
-    found += [Unit(app), Unit(traffic, after=(app.name,))]
-    return found
-
-
-def resubmit_jobs(settings: Settings) -> None:
-    """After a JobManager restart: each job that should run, from its latest retained checkpoint. In a process of
-    its own (`python -m infra recover`): the submission's imports (the Iceberg catalog's client among them) would
-    otherwise stay in the supervisor's memory for good."""
-    wait_until(
-        lambda: flink.is_healthy(settings),
-        timeout=300,
-        what="a TaskManager to register with the new JobManager",
-    )
-    argv = [sys.executable, "-m", "infra", "recover", "--by", "supervisor", "--reason", "the JobManager was restarted"]
-    done = subprocess.run(
-        argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=settings.flink.submit_timeout_seconds + 300
-    )
-    if done.returncode != 0:
-        raise ServiceError(f"resubmitting the jobs failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
-    log.warning("jobs_resubmitted", output=done.stdout.strip()[-500:])
 
 
 def _started_epoch(pid: int) -> float | None:

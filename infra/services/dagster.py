@@ -26,6 +26,7 @@ import httpx
 from config.settings import REPO_ROOT, Settings
 from infra import supervision
 from infra.process import ManagedProcess, PortSpec, ServiceError
+from infra.services.base import Probe, Unit, answers
 
 DAGSTER_YAML = """\
 # Written by infra/services/dagster.py; edits are overwritten.
@@ -155,3 +156,32 @@ def start(settings: Settings) -> None:
 def stop(settings: Settings) -> None:
     for proc in reversed(processes(settings)):
         supervision.stop(settings, proc)
+
+
+class Dagster:
+    """The control plane: one code server, the webserver (the UI) and the daemon."""
+
+    component = "dagster"
+
+    def wanted(self, settings: Settings) -> bool:
+        return True
+
+    def start(self, settings: Settings) -> str | None:
+        start(settings)
+        return None
+
+    def stop(self, settings: Settings) -> None:
+        stop(settings)
+
+    def units(self, settings: Settings) -> list[Unit]:
+        code_server, webserver, daemon = processes(settings)
+        return [Unit(code_server), Unit(webserver, after=(code_server.name,)), Unit(daemon, after=(code_server.name,))]
+
+    def probes(self, settings: Settings) -> list[Probe]:
+        d = settings.dagster
+        code_server, webserver, daemon = processes(settings)
+        return [
+            Probe(code_server.name, f"{d.host}:{d.code_server_port}", answers(code_server_answers, settings)),
+            Probe(webserver.name, f"http://{d.host}:{d.port}", answers(is_healthy, settings)),
+            Probe(daemon.name, "-", lambda: "ok"),
+        ]

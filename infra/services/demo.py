@@ -9,6 +9,7 @@ import httpx
 from config.settings import REPO_ROOT, Settings
 from infra import supervision
 from infra.process import ManagedProcess, PortSpec
+from infra.services.base import Probe, Unit, answers
 
 
 def is_healthy(settings: Settings) -> bool:
@@ -59,3 +60,48 @@ def stop_app(settings: Settings) -> None:
 
 def stop_traffic(settings: Settings) -> None:
     supervision.stop(settings, traffic_process(settings))
+
+
+class DemoApp:
+    """The demo shop (FastAPI with the interceptor), when demo.enabled."""
+
+    component = "demo"
+
+    def wanted(self, settings: Settings) -> bool:
+        return settings.demo.enabled
+
+    def start(self, settings: Settings) -> str | None:
+        start_app(settings)
+        return None
+
+    def stop(self, settings: Settings) -> None:
+        stop_app(settings)
+
+    def units(self, settings: Settings) -> list[Unit]:
+        return [Unit(app_process(settings))]
+
+    def probes(self, settings: Settings) -> list[Probe]:
+        where = f"http://{settings.demo.host}:{settings.demo.port}"
+        return [Probe(app_process(settings).name, where, answers(is_healthy, settings))]
+
+
+class Traffic:
+    """The traffic generator that drives the demo shop, when traffic.enabled and demo.enabled."""
+
+    component = "traffic"
+
+    def wanted(self, settings: Settings) -> bool:
+        return settings.traffic.enabled and settings.demo.enabled
+
+    def start(self, settings: Settings) -> str | None:
+        start_traffic(settings)
+        return None
+
+    def stop(self, settings: Settings) -> None:
+        stop_traffic(settings)
+
+    def units(self, settings: Settings) -> list[Unit]:
+        return [Unit(traffic_process(settings), after=(app_process(settings).name,))]
+
+    def probes(self, settings: Settings) -> list[Probe]:
+        return [Probe(traffic_process(settings).name, "-", lambda: "ok")]

@@ -7,6 +7,8 @@ pipeline.yaml and `var/flink/lib` links the wheel's jars next to the connector j
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -15,10 +17,11 @@ import httpx
 import yaml
 
 from config.logs import get_logger
-from config.settings import Settings
+from config.settings import REPO_ROOT, Settings
 from infra import supervision
 from infra.install import flink_python, jar_dir, pyflink_dir
-from infra.process import ManagedProcess, PortSpec, ServiceError
+from infra.process import ManagedProcess, PortSpec, ServiceError, wait_until
+from infra.services.base import Probe, Unit
 
 log = get_logger("infra.flink")
 
@@ -281,3 +284,60 @@ def cli_target(settings: Settings) -> list[str]:
 
 def processes(settings: Settings) -> list[ManagedProcess]:
     return _processes(settings)
+
+
+def resubmit_jobs(settings: Settings) -> None:
+    """After a JobManager restart: each job that should run, from its latest retained checkpoint. In a process of
+    its own (`python -m infra recover`): the submission's imports (the Iceberg catalog's client among them) would
+    otherwise stay in the supervisor's memory for good."""
+    wait_until(
+        lambda: is_healthy(settings),
+        timeout=300,
+        what="a TaskManager to register with the new JobManager",
+    )
+    argv = [sys.executable, "-m", "infra", "recover", "--by", "supervisor", "--reason", "the JobManager was restarted"]
+    done = subprocess.run(
+        argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=settings.flink.submit_timeout_seconds + 300
+    )
+    if done.returncode != 0:
+        raise ServiceError(f"resubmitting the jobs failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    log.warning("jobs_resubmitted", output=done.stdout.strip()[-500:])
+
+
+class Flink:
+    """The Flink cluster: embedded (a JobManager and a TaskManager of the PyPI distribution), or remote (checked
+    to have a TaskManager). A JobManager the supervisor starts again gets the jobs that should run resubmitted."""
+
+    component = "flink"
+
+    def wanted(self, settings: Settings) -> bool:
+        return True
+
+    def start(self, settings: Settings) -> str | None:
+        start(settings)
+        return None
+
+    def stop(self, settings: Settings) -> None:
+        stop(settings)
+
+    def units(self, settings: Settings) -> list[Unit]:
+        if settings.flink.mode != "embedded":
+            return []
+        jobmanager, taskmanager = processes(settings)
+        return [
+            Unit(jobmanager, on_restart=lambda: resubmit_jobs(settings)),
+            Unit(taskmanager, after=(jobmanager.name,)),
+        ]
+
+    def probes(self, settings: Settings) -> list[Probe]:
+        def cluster_ok() -> str:
+            found = overview(settings)
+            if not found.get("taskmanagers"):
+                raise RuntimeError("no TaskManager registered")
+            text = "ok, {taskmanagers} TaskManager(s), {slots-available} free slot(s), {jobs-running} job(s) running"
+            return text.format(**found)
+
+        url = settings.flink.url
+        if settings.flink.mode == "remote":
+            return [Probe("flink", url, cluster_ok, external=True)]
+        return [Probe(proc.name, url, cluster_ok) for proc in processes(settings)]

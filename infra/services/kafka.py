@@ -15,10 +15,11 @@ from confluent_kafka.admin import AdminClient
 
 from config.logs import get_logger
 from config.settings import Settings
-from event_log.topic import client_config
+from event_log.topic import client_config, ensure_topic, topic_end_offsets
 from infra import supervision
 from infra.install import jar_dir
 from infra.process import ManagedProcess, PortSpec, ServiceError
+from infra.services.base import Probe, Unit
 
 log = get_logger("infra.kafka")
 
@@ -172,3 +173,29 @@ def start(settings: Settings) -> None:
 def stop(settings: Settings) -> None:
     if settings.kafka.mode == "embedded":
         supervision.stop(settings, process(settings))
+
+
+class Kafka:
+    """The broker (embedded: one KRaft node; external: checked to answer) and the events topic."""
+
+    component = "kafka"
+
+    def wanted(self, settings: Settings) -> bool:
+        return True
+
+    def start(self, settings: Settings) -> str | None:
+        start(settings)
+        ensure_topic(settings)
+        return None
+
+    def stop(self, settings: Settings) -> None:
+        stop(settings)
+
+    def units(self, settings: Settings) -> list[Unit]:
+        return [Unit(process(settings))] if settings.kafka.mode == "embedded" else []
+
+    def probes(self, settings: Settings) -> list[Probe]:
+        def topic_ok() -> str:
+            return f"ok, topic {settings.kafka.topic} end offsets {sum(topic_end_offsets(settings).values())}"
+
+        return [Probe("kafka", settings.kafka.servers, topic_ok, external=settings.kafka.mode == "external")]

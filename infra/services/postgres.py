@@ -25,6 +25,7 @@ from config.settings import Settings
 from infra import supervision
 from infra.install import ensure_debian_packages, versions
 from infra.process import ManagedProcess, PortSpec, ServiceError
+from infra.services.base import Probe, Unit, answers
 
 if TYPE_CHECKING:
     import psycopg
@@ -191,3 +192,30 @@ def remove_data(settings: Settings) -> None:
     data = data_dir(settings)
     if data.parent != home(settings):
         shutil.rmtree(data.parent, ignore_errors=True)
+
+
+class Catalog:
+    """The Iceberg catalog: its database (the embedded PostgreSQL, unless iceberg.uri names another) and the
+    tables of the lake's contract, created or given their new columns."""
+
+    component = "catalog"
+
+    def wanted(self, settings: Settings) -> bool:
+        return True
+
+    def start(self, settings: Settings) -> str | None:
+        from lakehouse import iceberg  # pyiceberg: not for the supervisor's memory, which holds this service too
+
+        start(settings)
+        created = iceberg.ensure_tables(settings)
+        return f"iceberg tables created: {', '.join(created)}" if created else None
+
+    def stop(self, settings: Settings) -> None:
+        stop(settings)
+
+    def units(self, settings: Settings) -> list[Unit]:
+        return [Unit(process(settings))] if settings.embedded_postgres else []
+
+    def probes(self, settings: Settings) -> list[Probe]:
+        pg = settings.postgres
+        return [Probe("postgres", f"{pg.host}:{pg.port}", answers(is_healthy, settings))]
