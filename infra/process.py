@@ -28,7 +28,7 @@ log = get_logger("infra.process")
 # is not reused by another: the JVMs' native allocations (RocksDB, the JIT, the embedded Python of the streaming
 # job) and the Python servers' thread pools hold more resident memory that way. Two arenas per process: after 2
 # million events at 5,000/s the services held 2,755 MiB instead of 2,905 (the TaskManager 1,061 instead of 1,175),
-# the job as fast. An environment that sets MALLOC_ARENA_MAX itself keeps its own value (README, "Measured")
+# the job as fast. An environment that sets MALLOC_ARENA_MAX itself keeps its own value (docs/benchmarks.md)
 MALLOC_ENV = {"MALLOC_ARENA_MAX": "2"}
 
 

@@ -42,7 +42,7 @@ log = get_logger("infra.supervisor")
 
 # what a service's log says when it died of it: named in its last exit and in the alarm
 _REASONS = {
-    b"java.lang.OutOfMemoryError": "OutOfMemoryError (README: Out of memory)",
+    b"java.lang.OutOfMemoryError": "OutOfMemoryError (docs/operations.md: Out of memory)",
     b"No space left on device": "no space left on device",
 }
 _LOG_SCAN_BYTES = 256 * 1024

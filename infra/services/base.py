@@ -68,3 +68,18 @@ class Service(Protocol):
         ...
 
     def probes(self, settings: Settings) -> list[Probe]: ...
+
+
+class ServiceBase:
+    """What most services share: `up` always starts them; no process of their own, nothing to probe."""
+
+    component = ""
+
+    def wanted(self, settings: Settings) -> bool:
+        return True
+
+    def units(self, settings: Settings) -> list[Unit]:
+        return []
+
+    def probes(self, settings: Settings) -> list[Probe]:
+        return []

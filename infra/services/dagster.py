@@ -26,7 +26,7 @@ import httpx
 from config.settings import REPO_ROOT, Settings
 from infra import supervision
 from infra.process import ManagedProcess, PortSpec, ServiceError
-from infra.services.base import Probe, Unit, answers
+from infra.services.base import Probe, ServiceBase, Unit, answers
 
 DAGSTER_YAML = """\
 # Written by infra/services/dagster.py; edits are overwritten.
@@ -140,38 +140,27 @@ def write_instance_files(settings: Settings) -> None:
     workspace_file(settings).write_text(workspace)
 
 
-def start(settings: Settings) -> None:
-    write_instance_files(settings)
-    home = dagster_home(settings)
-    env = {**os.environ, "DAGSTER_HOME": str(home)}
-    for pool, limit in POOLS.items():
-        argv = [_bin("dagster"), "instance", "concurrency", "set", pool, str(limit)]
-        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
-        if done.returncode != 0:
-            raise ServiceError(f"setting Dagster's pool {pool} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    for proc in processes(settings):
-        supervision.run(settings, proc)
-
-
-def stop(settings: Settings) -> None:
-    for proc in reversed(processes(settings)):
-        supervision.stop(settings, proc)
-
-
-class Dagster:
+class Dagster(ServiceBase):
     """The control plane: one code server, the webserver (the UI) and the daemon."""
 
     component = "dagster"
 
-    def wanted(self, settings: Settings) -> bool:
-        return True
-
     def start(self, settings: Settings) -> str | None:
-        start(settings)
+        write_instance_files(settings)
+        home = dagster_home(settings)
+        env = {**os.environ, "DAGSTER_HOME": str(home)}
+        for pool, limit in POOLS.items():
+            argv = [_bin("dagster"), "instance", "concurrency", "set", pool, str(limit)]
+            done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+            if done.returncode != 0:
+                raise ServiceError(f"setting Dagster's pool {pool} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+        for proc in processes(settings):
+            supervision.run(settings, proc)
         return None
 
     def stop(self, settings: Settings) -> None:
-        stop(settings)
+        for proc in reversed(processes(settings)):
+            supervision.stop(settings, proc)
 
     def units(self, settings: Settings) -> list[Unit]:
         code_server, webserver, daemon = processes(settings)

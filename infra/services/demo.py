@@ -9,7 +9,7 @@ import httpx
 from config.settings import REPO_ROOT, Settings
 from infra import supervision
 from infra.process import ManagedProcess, PortSpec
-from infra.services.base import Probe, Unit, answers
+from infra.services.base import Probe, ServiceBase, Unit, answers
 
 
 def is_healthy(settings: Settings) -> bool:
@@ -46,23 +46,7 @@ def processes(settings: Settings) -> list[ManagedProcess]:
     return [app_process(settings), traffic_process(settings)]
 
 
-def start_app(settings: Settings) -> None:
-    supervision.run(settings, app_process(settings))
-
-
-def start_traffic(settings: Settings) -> None:
-    supervision.run(settings, traffic_process(settings))
-
-
-def stop_app(settings: Settings) -> None:
-    supervision.stop(settings, app_process(settings))
-
-
-def stop_traffic(settings: Settings) -> None:
-    supervision.stop(settings, traffic_process(settings))
-
-
-class DemoApp:
+class DemoApp(ServiceBase):
     """The demo shop (FastAPI with the interceptor), when demo.enabled."""
 
     component = "demo"
@@ -71,11 +55,11 @@ class DemoApp:
         return settings.demo.enabled
 
     def start(self, settings: Settings) -> str | None:
-        start_app(settings)
+        supervision.run(settings, app_process(settings))
         return None
 
     def stop(self, settings: Settings) -> None:
-        stop_app(settings)
+        supervision.stop(settings, app_process(settings))
 
     def units(self, settings: Settings) -> list[Unit]:
         return [Unit(app_process(settings))]
@@ -85,7 +69,7 @@ class DemoApp:
         return [Probe(app_process(settings).name, where, answers(is_healthy, settings))]
 
 
-class Traffic:
+class Traffic(ServiceBase):
     """The traffic generator that drives the demo shop, when traffic.enabled and demo.enabled."""
 
     component = "traffic"
@@ -94,11 +78,11 @@ class Traffic:
         return settings.traffic.enabled and settings.demo.enabled
 
     def start(self, settings: Settings) -> str | None:
-        start_traffic(settings)
+        supervision.run(settings, traffic_process(settings))
         return None
 
     def stop(self, settings: Settings) -> None:
-        stop_traffic(settings)
+        supervision.stop(settings, traffic_process(settings))
 
     def units(self, settings: Settings) -> list[Unit]:
         return [Unit(traffic_process(settings), after=(app_process(settings).name,))]

@@ -21,7 +21,7 @@ from config.settings import REPO_ROOT, Settings
 from infra import supervision
 from infra.install import flink_python, jar_dir, pyflink_dir
 from infra.process import ManagedProcess, PortSpec, ServiceError, wait_until
-from infra.services.base import Probe, Unit
+from infra.services.base import Probe, ServiceBase, Unit
 
 log = get_logger("infra.flink")
 
@@ -93,7 +93,8 @@ def render_config(settings: Settings) -> dict[str, Any]:
         # the code cache sweeper kept making compiled methods not entrant (~20,000 per sweep) and the JIT compiled
         # them again, most of a core after half an hour under load; the cache (240 MB) holds all of them (~55 MB)
         # ... and a JVM whose heap ran out ends (exit code 3) instead of running on with threads that died half-way;
-        # `make up` starts it again and the jobs restore from their latest checkpoint (README, "Out of memory")
+        # `make up` starts it again and the jobs restore from their latest checkpoint (docs/operations.md, "Out of
+        # memory")
         "env.java.opts.taskmanager": "-XX:-UseCodeCacheFlushing -XX:+ExitOnOutOfMemoryError",
         "env.java.opts.jobmanager": "-XX:+ExitOnOutOfMemoryError",
         "jobmanager.bind-host": f.host,
@@ -150,8 +151,8 @@ def render_config(settings: Settings) -> dict[str, Any]:
         # interval); with RocksDB's default level sizes (256 MB at L1) each merge of them rewrote most of the
         # state, so compaction cost per event grew with the state until the job fell behind. Levels sized from
         # the last one, a small L1 and small files: a merge rewrites little. `python -m bench.dedup_state`, from
-        # 1.3 to 6.1 million ids: 3.6 -> 31.7 µs per id with Flink's levels, 2.8 -> 10.6 with these (README,
-        # "Throughput on the stack", (4))
+        # 1.3 to 6.1 million ids: 3.6 -> 31.7 µs per id with Flink's levels, 2.8 -> 10.6 with these
+        # (docs/benchmarks.md, "The de-duplication state")
         "state.backend.rocksdb.compaction.level.use-dynamic-size": True,
         "state.backend.rocksdb.compaction.level.max-size-level-base": "32mb",
         "state.backend.rocksdb.compaction.level.target-file-size-base": "8mb",
@@ -228,7 +229,7 @@ def is_healthy(settings: Settings) -> bool:
     return int(overview(settings).get("taskmanagers", 0)) >= 1
 
 
-def _processes(settings: Settings) -> list[ManagedProcess]:
+def processes(settings: Settings) -> list[ManagedProcess]:
     f = settings.flink
     bin_dir = pyflink_dir(settings) / "bin"
     env = flink_env(settings)
@@ -259,31 +260,11 @@ def _processes(settings: Settings) -> list[ManagedProcess]:
     return [jobmanager, taskmanager]
 
 
-def start(settings: Settings) -> None:
-    if settings.flink.mode == "remote":
-        if not is_healthy(settings):
-            raise ServiceError(f"the remote Flink cluster at {rest_url(settings)} (flink.rest_url) has no TaskManager")
-        return
-    prepare(settings)
-    for proc in _processes(settings):
-        supervision.run(settings, proc)
-
-
-def stop(settings: Settings) -> None:
-    if settings.flink.mode == "embedded":
-        for proc in reversed(_processes(settings)):
-            supervision.stop(settings, proc)
-
-
 def cli_target(settings: Settings) -> list[str]:
     """`flink` CLI options that point it at the cluster's REST endpoint (embedded or remote)."""
     url = urlparse(rest_url(settings))
     port = url.port or (443 if url.scheme == "https" else 80)
     return [f"-Drest.address={url.hostname}", f"-Drest.port={port}"]
-
-
-def processes(settings: Settings) -> list[ManagedProcess]:
-    return _processes(settings)
 
 
 def resubmit_jobs(settings: Settings) -> None:
@@ -304,21 +285,27 @@ def resubmit_jobs(settings: Settings) -> None:
     log.warning("jobs_resubmitted", output=done.stdout.strip()[-500:])
 
 
-class Flink:
+class Flink(ServiceBase):
     """The Flink cluster: embedded (a JobManager and a TaskManager of the PyPI distribution), or remote (checked
     to have a TaskManager). A JobManager the supervisor starts again gets the jobs that should run resubmitted."""
 
     component = "flink"
 
-    def wanted(self, settings: Settings) -> bool:
-        return True
-
     def start(self, settings: Settings) -> str | None:
-        start(settings)
+        if settings.flink.mode == "remote":
+            if not is_healthy(settings):
+                url = rest_url(settings)
+                raise ServiceError(f"the remote Flink cluster at {url} (flink.rest_url) has no TaskManager")
+            return None
+        prepare(settings)
+        for proc in processes(settings):
+            supervision.run(settings, proc)
         return None
 
     def stop(self, settings: Settings) -> None:
-        stop(settings)
+        if settings.flink.mode == "embedded":
+            for proc in reversed(processes(settings)):
+                supervision.stop(settings, proc)
 
     def units(self, settings: Settings) -> list[Unit]:
         if settings.flink.mode != "embedded":

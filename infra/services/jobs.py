@@ -7,14 +7,11 @@ from __future__ import annotations
 from config.settings import Settings
 from flink_jobs import JOBS
 from infra.services import flink
-from infra.services.base import Probe, Unit
+from infra.services.base import ServiceBase
 
 
-class FlinkJobs:
+class FlinkJobs(ServiceBase):
     component = "jobs"
-
-    def wanted(self, settings: Settings) -> bool:
-        return True
 
     def start(self, settings: Settings) -> str | None:
         from infra import flink_deploy
@@ -34,8 +31,4 @@ class FlinkJobs:
         for job in JOBS:
             flink_deploy.stop(settings, job, savepoint=True)
 
-    def units(self, settings: Settings) -> list[Unit]:
-        return []
-
-    def probes(self, settings: Settings) -> list[Probe]:
-        return []  # `make status` reports each job on its own (infra/status.py)
+    # no process of its own, no probe: `make status` reports each job on its own (infra/status.py)

@@ -19,7 +19,7 @@ from event_log.topic import client_config, ensure_topic, topic_end_offsets
 from infra import supervision
 from infra.install import jar_dir
 from infra.process import ManagedProcess, PortSpec, ServiceError
-from infra.services.base import Probe, Unit
+from infra.services.base import Probe, ServiceBase, Unit
 
 log = get_logger("infra.kafka")
 
@@ -157,39 +157,28 @@ def process(settings: Settings) -> ManagedProcess:
     )
 
 
-def start(settings: Settings) -> None:
-    if settings.kafka.mode == "external":
-        if not is_healthy(settings, timeout=10):
-            raise ServiceError(
-                f"the external Kafka cluster at {settings.kafka.servers} (kafka.bootstrap_servers) does not answer"
-            )
-        return
-    proc = process(settings)
-    if not proc.is_running():
-        prepare(settings)
-    supervision.run(settings, proc)
-
-
-def stop(settings: Settings) -> None:
-    if settings.kafka.mode == "embedded":
-        supervision.stop(settings, process(settings))
-
-
-class Kafka:
+class Kafka(ServiceBase):
     """The broker (embedded: one KRaft node; external: checked to answer) and the events topic."""
 
     component = "kafka"
 
-    def wanted(self, settings: Settings) -> bool:
-        return True
-
     def start(self, settings: Settings) -> str | None:
-        start(settings)
+        if settings.kafka.mode == "external":
+            if not is_healthy(settings, timeout=10):
+                raise ServiceError(
+                    f"the external Kafka cluster at {settings.kafka.servers} (kafka.bootstrap_servers) does not answer"
+                )
+        else:
+            proc = process(settings)
+            if not proc.is_running():
+                prepare(settings)
+            supervision.run(settings, proc)
         ensure_topic(settings)
         return None
 
     def stop(self, settings: Settings) -> None:
-        stop(settings)
+        if settings.kafka.mode == "embedded":
+            supervision.stop(settings, process(settings))
 
     def units(self, settings: Settings) -> list[Unit]:
         return [Unit(process(settings))] if settings.kafka.mode == "embedded" else []

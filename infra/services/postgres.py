@@ -2,7 +2,7 @@
 
 Why not the SQLite file: Iceberg's Flink sink commits once per checkpoint per sink, several sinks at once, and
 SQLite takes one writer at a time; measured, its JDBC catalog failed commits (`SQLITE_BUSY_SNAPSHOT`, the job
-restarts) 7 times in 150 s with two sinks at 2 s checkpoints (README, "Measured"). PostgreSQL takes them all.
+restarts) 7 times in 150 s with two sinks at 2 s checkpoints (docs/benchmarks.md). PostgreSQL takes them all.
 
 Debian's server binaries; one cluster under var/postgres, listening on loopback only (no Unix socket), with a
 generated password kept in var/postgres/password (mode 0600). PostgreSQL refuses to run as root, so when the
@@ -25,7 +25,7 @@ from config.settings import Settings
 from infra import supervision
 from infra.install import ensure_debian_packages, versions
 from infra.process import ManagedProcess, PortSpec, ServiceError
-from infra.services.base import Probe, Unit, answers
+from infra.services.base import Probe, ServiceBase, Unit, answers
 
 if TYPE_CHECKING:
     import psycopg
@@ -171,22 +171,6 @@ def ensure_database(settings: Settings) -> None:
             log.info("database_created", database=name)
 
 
-def start(settings: Settings) -> None:
-    if not settings.embedded_postgres:
-        return
-    ensure_installed()
-    proc = process(settings)
-    if not proc.is_running():
-        settings.log_dir.mkdir(parents=True, exist_ok=True)
-        prepare(settings)
-    supervision.run(settings, proc)
-    ensure_database(settings)
-
-
-def stop(settings: Settings) -> None:
-    supervision.stop(settings, process(settings))
-
-
 def remove_data(settings: Settings) -> None:
     """For `make clean`: the cluster's data when it had to live outside var/ (var/ itself is removed)."""
     data = data_dir(settings)
@@ -194,24 +178,28 @@ def remove_data(settings: Settings) -> None:
         shutil.rmtree(data.parent, ignore_errors=True)
 
 
-class Catalog:
+class Catalog(ServiceBase):
     """The Iceberg catalog: its database (the embedded PostgreSQL, unless iceberg.uri names another) and the
     tables of the lake's contract, created or given their new columns."""
 
     component = "catalog"
 
-    def wanted(self, settings: Settings) -> bool:
-        return True
-
     def start(self, settings: Settings) -> str | None:
         from lakehouse import iceberg  # pyiceberg: not for the supervisor's memory, which holds this service too
 
-        start(settings)
+        if settings.embedded_postgres:
+            ensure_installed()
+            proc = process(settings)
+            if not proc.is_running():
+                settings.log_dir.mkdir(parents=True, exist_ok=True)
+                prepare(settings)
+            supervision.run(settings, proc)
+            ensure_database(settings)
         created = iceberg.ensure_tables(settings)
         return f"iceberg tables created: {', '.join(created)}" if created else None
 
     def stop(self, settings: Settings) -> None:
-        stop(settings)
+        supervision.stop(settings, process(settings))
 
     def units(self, settings: Settings) -> list[Unit]:
         return [Unit(process(settings))] if settings.embedded_postgres else []

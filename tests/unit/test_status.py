@@ -40,7 +40,7 @@ def test_a_healthy_stack_exits_0():
 
 
 def test_a_process_given_up_on_exits_1_naming_it_and_the_reason():
-    exit_ = {"status": "exit code 3", "reason": "OutOfMemoryError (README: Out of memory)", "at": 0}
+    exit_ = {"status": "exit code 3", "reason": "OutOfMemoryError (docs/operations.md: Out of memory)", "at": 0}
     error = "flink-taskmanager ended 6 times within 15 minutes (supervisor.restart_budget 5); last: exit code 3"
     gave_up = _service("flink-taskmanager", running=False, state="gave-up", restarts=5, last_exit=exit_, error=error)
     report = _report([_service("supervisor"), gave_up], job_state="restarting")
