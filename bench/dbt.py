@@ -18,7 +18,7 @@ Ratios: lambda / kappa seconds; events per second of build for each.
     python -m bench.dbt --rate 100      # a smaller day (8.64 million events)
 
 DuckDB gets `--memory-limit` (default 6g, not the pipeline's 1g): the Lambda batch layer over a day this busy
-keeps some aggregates' state in memory (README, "dbt").
+keeps some aggregates' state in memory (docs/benchmarks.md, "dbt").
 """
 
 from __future__ import annotations

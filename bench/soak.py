@@ -42,7 +42,7 @@ from infra.services import flink, flink_jobs
 from lakehouse import duckdb_views
 
 EVENTS = 10_000_000
-RATE = 5_000  # the highest rate the stack sustains (README, "Measured")
+RATE = 5_000  # the highest rate the stack sustains (docs/benchmarks.md)
 AFTER_SECONDS = 1200
 CATCH_UP_SECONDS = 1800
 INTERVAL_SECONDS = 10.0

@@ -3,7 +3,7 @@
 Read in exactly one place (`load_settings`): `pipeline.yaml` at the repository root (or the file named by
 `PIPELINE_CONFIG`), then environment overrides `PIPELINE_<SECTION>__<KEY>` (e.g. `PIPELINE_KAFKA__PORT=19092`,
 `PIPELINE_PIPELINE__MODE=lambda`). A wrong key or value fails at start-up with a `ConfigError` that names the
-key and the allowed values. Every knob is documented in the README's configuration table.
+key and the allowed values. Every knob is documented, with its default, in docs/configuration.md.
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ class FlinkSection(_Section):
 
 
 class StreamingSection(_Section):
-    """Event-time semantics of the Flink jobs (architecture notes, "Semantics users rely on")."""
+    """Event-time semantics of the Flink jobs (docs/architecture.md, "The semantics users rely on")."""
 
     out_of_orderness_seconds: int = Field(default=5, ge=0)
     idle_timeout_seconds: int = Field(default=30, ge=1)

@@ -246,7 +246,7 @@ def add_windows(t_env: StreamTableEnvironment, config: JobConfig) -> None:
     if config.source.kind == "file":
         # a Python operator holds a watermark back until its bundle of elements is done, so an element that
         # arrived after the watermark would be processed before it: over a file, one element per bundle keeps
-        # lateness exact and repeatable (on the cluster it is judged up to one bundle late, README)
+        # lateness exact and repeatable (on the cluster it is judged up to one bundle late, docs/streaming.md)
         t_env.get_config().set("python.fn-execution.bundle.size", "1")
     udfs.use_execution_mode(t_env, config.python_execution_mode)
     counted = (

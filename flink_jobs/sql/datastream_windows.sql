@@ -2,7 +2,7 @@
 -- and late_window_events, with times in epoch milliseconds; here they become Iceberg rows.
 -- Placeholders: {{ catalog }}, {{ job_name }}.
 
--- append-only: a late re-firing is a new row with the next `firing` (readers take the latest, see README)
+-- append-only: a late re-firing is a new row with the next `firing` (readers take the latest: docs/streaming.md)
 INSERT INTO {{ catalog }}.speed.requests_per_route_minute_firings
 SELECT
   CAST(TO_TIMESTAMP_LTZ(window_start_ms, 3) AS TIMESTAMP_LTZ(6)),

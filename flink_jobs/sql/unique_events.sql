@@ -37,7 +37,7 @@ WHERE error_reason IS NULL;
 -- An event delivered twice (a spool replay after a lost acknowledgement) keeps its first delivery. Keeping the
 -- first row in processing time emits inserts only, so the Iceberg sink stays append-only, and the event time stays
 -- a time attribute (windows and the watermark split read it). Each event_id is remembered for
--- streaming.dedup_horizon_minutes (the job's state TTL): a second delivery later than that is kept (README,
+-- streaming.dedup_horizon_minutes (the job's state TTL): a second delivery later than that is kept (docs/streaming.md,
 -- "De-duplication horizon"). This is the only state the job keeps per event. The job reads this view once,
 -- through a DataStream, as `events`: whatever reads the events shares one de-duplication.
 CREATE TEMPORARY VIEW unique_http_events AS

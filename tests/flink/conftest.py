@@ -2,7 +2,7 @@
 a bounded file of messages, writing through Iceberg's Flink sink into a scratch warehouse that the tests read
 back with pyiceberg. The catalog is the platform's embedded PostgreSQL, started for the session through the
 CLI (`python -m infra up catalog`) on a free port: a job with several sinks commits from several connections
-at once, which a SQLite catalog cannot take (README, "Measured"). Each test gets its own catalog name (the JDBC
+at once, which a SQLite catalog cannot take (docs/benchmarks.md). Each test gets its own catalog name (the JDBC
 catalog keeps catalogs apart by name) and warehouse folder."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 -- Source of a Kappa replay (batch mode): the events of raw.http_events in [read_from, read_until), the
 -- replayed range widened by the longest window before it and by the session look-ahead after it (windows that
--- cross the range's edges: see README, "Kappa replay"). It defines `window_events` with the columns the
+-- cross the range's edges: docs/streaming.md, "Kappa replay"). It defines `window_events` with the columns the
 -- streaming side gives windows.sql, so the window SQL is the same file in both modes. Like the stream's, each
 -- event_id is counted once: its first row (a second delivery later than the stream's de-duplication horizon is
 -- a second row of raw.http_events). raw.http_events holds late events too: a replay counts what the stream had
