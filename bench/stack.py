@@ -193,12 +193,13 @@ def job_positions(settings: Settings) -> tuple[int, dict[str, int | None]]:
     """(the topic's end, summed over partitions; each job's committed position, summed), one look."""
     from confluent_kafka import KafkaException
 
-    from event_log.topic import topic_offsets
+    from event_log.topic import client_config, topic_offsets
 
     groups = {job: spec.consumer_group for job, spec in JOBS.items()}
+    client = client_config(settings)
     for attempt in range(10):
         try:
-            offsets = topic_offsets(settings, list(groups.values()), window_seconds=1)
+            offsets = topic_offsets(client, settings.kafka.topic, list(groups.values()), window_seconds=1)
             break
         except KafkaException:  # a group coordinator moving (the broker just started): ask again
             if attempt == 9:

@@ -1,1 +1,2 @@
-"""The control plane: Dagster assets for the topic, the Flink jobs and the Iceberg tables."""
+"""The Dagster code location: the entry module `definitions`, the definitions of each domain (`defs/`) and the
+resources through which they reach the platform's systems (`resources/`)."""

@@ -2,14 +2,14 @@
 `make up` starts, or an external cluster: `kafka.mode`, `kafka.bootstrap_servers`, `kafka.client`).
 
     from event_log.topic import client_config, topic_offsets
-    offsets = topic_offsets(settings, groups=["flink-streaming"])
+    offsets = topic_offsets(client_config(settings), settings.kafka.topic, groups=["flink-streaming"])
     offsets.lag("flink-streaming")
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,7 +54,7 @@ def ensure_topic(settings: Settings) -> None:
 
 def topic_end_offsets(settings: Settings) -> dict[int, int]:
     """High watermark per partition of the events topic."""
-    return topic_offsets(settings).end
+    return topic_offsets(client_config(settings), settings.kafka.topic).end
 
 
 @dataclass(frozen=True)
@@ -78,15 +78,16 @@ class TopicOffsets:
         return sum(self.end[p] - (offsets.get(p) or 0) for p in self.end)
 
 
-def topic_offsets(settings: Settings, groups: Sequence[str] = (), window_seconds: float = 60) -> TopicOffsets:
-    """One look at the topic: end offsets, where the last `window_seconds` started (Kafka's time index: the
-    record timestamps), and the committed offsets of `groups` (e.g. `flink-streaming`, committed on each
-    checkpoint of the job)."""
+def topic_offsets(
+    client: Mapping[str, Any], topic: str, groups: Sequence[str] = (), window_seconds: float = 60
+) -> TopicOffsets:
+    """One look at `topic` through a client with the librdkafka settings `client` (`client_config`): end
+    offsets, where the last `window_seconds` started (Kafka's time index: the record timestamps), and the
+    committed offsets of `groups` (e.g. `flink-streaming`, committed on each checkpoint of the job)."""
     from confluent_kafka import Consumer, TopicPartition
 
-    topic = settings.kafka.topic
     since_ms = int((time.time() - window_seconds) * 1000)
-    config = {**client_config(settings), "enable.auto.commit": False}
+    config = {**client, "enable.auto.commit": False}
     consumer = Consumer({**config, "group.id": "infra-status"})
     try:
         meta = consumer.list_topics(topic, timeout=10).topics[topic]

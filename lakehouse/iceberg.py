@@ -9,6 +9,7 @@ tables; the helpers below read a table's state from its metadata without reading
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import dataclass
 from datetime import UTC, date
 from pathlib import Path
 from typing import Any
@@ -111,19 +112,42 @@ def ensure_tables(settings: Settings, tables: list[TableSpec] | None = None) -> 
     return created
 
 
-def table_stats(table: Table) -> dict[str, Any]:
+@dataclass(frozen=True)
+class TableStats:
+    """A table's current snapshot as its metadata describes it: no data is read."""
+
+    location: str  # the table's root (its data/ and metadata/ folders)
+    snapshot_id: int | None  # None: nothing was ever committed
+    committed_at_ms: int | None  # when the current snapshot was committed (epoch ms)
+    rows: int
+    files: int  # data files
+    snapshots: int  # snapshots kept (maintenance expires the old ones)
+
+
+@dataclass(frozen=True)
+class PartitionStats:
+    """One day partition of a table, from the current snapshot's manifests."""
+
+    day: date
+    rows: int
+    files: int  # data files
+    last_commit_ms: int  # the last commit that touched the partition (epoch ms; 0 when unknown)
+
+
+def table_stats(table: Table) -> TableStats:
     """Snapshot, row and file counts of the current snapshot (from the summary: no data is read)."""
     snapshot = table.current_snapshot()
     if snapshot is None:
-        return {"snapshot_id": None, "rows": 0, "files": 0, "snapshots": 0}
+        return TableStats(table.location(), snapshot_id=None, committed_at_ms=None, rows=0, files=0, snapshots=0)
     summary = snapshot.summary.additional_properties if snapshot.summary else {}
-    return {
-        "snapshot_id": snapshot.snapshot_id,
-        "committed_at_ms": snapshot.timestamp_ms,
-        "rows": int(summary.get("total-records", 0)),
-        "files": int(summary.get("total-data-files", 0)),
-        "snapshots": len(table.snapshots()),
-    }
+    return TableStats(
+        table.location(),
+        snapshot_id=snapshot.snapshot_id,
+        committed_at_ms=snapshot.timestamp_ms,
+        rows=int(summary.get("total-records", 0)),
+        files=int(summary.get("total-data-files", 0)),
+        snapshots=len(table.snapshots()),
+    )
 
 
 # marks the snapshots a rewrite by table maintenance commits (lakehouse/maintenance.py): rows moved, none arrived
@@ -154,21 +178,22 @@ def count_by(table: Table, column: str, row_filter: BooleanExpression) -> dict[A
     return counts
 
 
-def day_partition_stats(table: Table, since: date | None = None) -> dict[str, dict[str, int]]:
-    """Per day partition (`YYYY-MM-DD`, from `since` on): rows, data files and the time (ms) of the last commit
-    that touched it, from the current snapshot's manifests (no data is read). A table that is not partitioned
-    by day gives nothing."""
+def day_partition_stats(table: Table, since: date | None = None) -> dict[str, PartitionStats]:
+    """Per day partition (keyed `YYYY-MM-DD`, from `since` on, in order): rows, data files and the time of the
+    last commit that touched it, from the current snapshot's manifests (no data is read). A table that is not
+    partitioned by day gives nothing."""
     if table.current_snapshot() is None:
         return {}
-    out: dict[str, dict[str, int]] = {}
+    out: dict[str, PartitionStats] = {}
     for row in table.inspect.partitions().to_pylist():
         day = next(iter(row["partition"].values()), None) if row["partition"] else None
         if not isinstance(day, date) or (since is not None and day < since):
             continue
         updated = row["last_updated_at"]
-        out[day.isoformat()] = {
-            "rows": int(row["record_count"]),
-            "files": int(row["file_count"]),
-            "last_commit_ms": int(updated.replace(tzinfo=UTC).timestamp() * 1000) if updated else 0,
-        }
+        out[day.isoformat()] = PartitionStats(
+            day=day,
+            rows=int(row["record_count"]),
+            files=int(row["file_count"]),
+            last_commit_ms=int(updated.replace(tzinfo=UTC).timestamp() * 1000) if updated else 0,
+        )
     return dict(sorted(out.items()))

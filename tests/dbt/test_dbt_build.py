@@ -308,8 +308,8 @@ def test_api_health_daily_recomputes_only_the_days_that_received_events(
 def test_dagster_materializes_a_day_partition_of_the_batch_layer(
     build: subprocess.CompletedProcess[str], filled_lake: Lake, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The batch layer's assets (dagster_project/assets/dbt.py), materialised for the day partition 2026-11-24
-    with Dagster's `materialize()`: dbt runs with that window, each of the six models (and the day's unique
+    """The batch layer's assets (dagster_project/defs/analytics/assets.py), materialised for the day partition
+    2026-11-24 with Dagster's `materialize()`: dbt runs with that window, each of the six models (and the day's unique
     events they read) is materialised for the partition with its dbt tests as passing asset checks, and the
     Iceberg batch tables hold the day."""
     import dagster as dg

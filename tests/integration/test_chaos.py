@@ -23,7 +23,7 @@ import dagster as dg
 import pytest
 
 from bench import chaos
-from dagster_project.assets.flink import RECOVERY_TAG
+from dagster_project.defs.keys import RECOVERY_TAG
 from infra import supervision
 from infra.services import dagster as dagster_service
 from infra.services import flink_jobs

@@ -10,6 +10,10 @@ import pytest
 
 from config.settings import ConfigError, load_settings
 from dagster_project.definitions import build_definitions
+from dagster_project.defs.ingest.assets import topic_metadata
+from dagster_project.defs.lake.assets import partition_metadata, stats_metadata
+from dagster_project.resources import PartitionStats, TableStats, TopicOffsets
+from lakehouse import contract
 
 JOBS = {"flink/streaming"}
 REPLAYED = {
@@ -179,3 +183,31 @@ def test_every_job_runs_its_steps_in_the_run_worker(mode_defs):
     assert "dbt_build_job" in names
     for name in names:
         assert defs.resolve_job_def(name).executor_def.name == dg.in_process_executor.name, name
+
+
+def test_the_table_assets_show_their_name_and_columns_from_the_contract(mode_defs):
+    mode, defs = mode_defs
+    specs = {spec.key.to_user_string(): spec for spec in defs.resolve_all_asset_specs()}
+    tables = [t for t in contract.TABLES if t.streamed or mode == "lambda"]
+    for table in tables:
+        metadata = specs[f"iceberg/{table.layer}/{table.name}"].metadata
+        assert metadata["dagster/table_name"] == f"lake.{table.identifier}"
+        columns = metadata["dagster/column_schema"].value.columns
+        assert [c.name for c in columns] == [f.name for f in table.schema.fields]
+        for column, field in zip(columns, table.schema.fields, strict=True):
+            assert column.type == str(field.field_type) and column.description == field.doc
+            assert column.constraints.nullable == (not field.required)
+
+
+def test_observations_carry_numbers_dagster_plots_and_its_standard_keys():
+    stats = TableStats("file:///lake/raw.db/http_events", 7, 1_700_000_000_000, rows=42, files=3, snapshots=2)
+    table = stats_metadata(stats)
+    assert table["dagster/row_count"] == dg.MetadataValue.int(42) and table["data_files"] == dg.MetadataValue.int(3)
+    assert table["dagster/uri"].value == "file:///lake/raw.db/http_events"
+    assert table["dagster/last_updated_timestamp"] == dg.MetadataValue.timestamp(1_700_000_000.0)
+    day = partition_metadata(PartitionStats(datetime(2026, 1, 2).date(), rows=5, files=1, last_commit_ms=0))
+    assert day["dagster/partition_row_count"] == dg.MetadataValue.int(5)
+    offsets = TopicOffsets(end={0: 130, 1: 70}, since={0: 100, 1: 40}, since_ms=0, committed={})
+    topic = topic_metadata("http_events", offsets)
+    assert topic["events_per_second"] == dg.MetadataValue.float(1.0)
+    assert topic["end_offset_total"] == dg.MetadataValue.int(200) and topic["consumer_lag/streaming"].value == -1

@@ -1,8 +1,6 @@
 """Day partitions (UTC), the grain of the Iceberg tables' partitioning, of Kappa replays and of Lambda's batch
 layer. The last partition is the last complete day: today is still being written by the stream."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from config.settings import Settings

@@ -1,17 +1,12 @@
-"""The stack's own processes as one asset, `platform/services`: an external source (the supervisor keeps them,
-infra/supervisor.py; nothing here materialises it), observed by the `services_on_failure` sensor (sensors.py)
-when something changed and at least every 5 minutes, and on demand from the UI. Its metadata is what `make
-status` shows: per process its state, restarts, last exit and uptime; its check `services_running` fails while
-something that should run does not (a service the supervisor gave up on, or the supervisor itself)."""
+"""The stack's processes as one observed source asset, `platform/services`, with what `make status` shows of
+each: state, restarts, last exit and uptime."""
 
 from typing import Any
 
 import dagster as dg
 
+from dagster_project.defs.keys import SERVICES
 from dagster_project.resources import StackResource
-from infra.status import exit_text
-
-SERVICES = dg.AssetKey(["platform", "services"])
 
 
 @dg.observable_source_asset(
@@ -20,11 +15,13 @@ SERVICES = dg.AssetKey(["platform", "services"])
     description="The stack's processes (Kafka, PostgreSQL, Flink, Dagster, the demo): state, restarts, last exit.",
 )
 def services(stack: StackResource) -> dg.ObserveResult:
+    """The supervisor keeps the processes; nothing here materialises them. `services_on_failure` observes them
+    when something changed and at least every 5 minutes; this observes them on demand from the UI."""
     return dg.ObserveResult(metadata=services_metadata(stack.report()))
 
 
 def services_metadata(report: dict[str, Any]) -> dict[str, Any]:
-    """One observation of the services, from one report (infra/status.py)."""
+    """One observation of the services, from one report (`StackResource.report`)."""
     metadata: dict[str, Any] = {"healthy": dg.MetadataValue.bool(bool(report["healthy"]))}
     for service in report["services"]:
         if service["kind"] != "process":
@@ -32,7 +29,7 @@ def services_metadata(report: dict[str, Any]) -> dict[str, Any]:
         name, uptime = service["name"], service.get("uptime_seconds")
         metadata[f"{name}/state"] = service["state"]
         metadata[f"{name}/restarts"] = dg.MetadataValue.int(int(service.get("restarts") or 0))
-        metadata[f"{name}/last_exit"] = exit_text(service.get("last_exit"))
+        metadata[f"{name}/last_exit"] = StackResource.exit_text(service.get("last_exit"))
         metadata[f"{name}/uptime_seconds"] = dg.MetadataValue.float(float(uptime)) if uptime is not None else "-"
     return metadata
 
