@@ -32,11 +32,12 @@ def _measure(name: str, extra_env: dict[str, str], seconds: float) -> dict[str, 
         subprocess.run([*cli, "up"], cwd=REPO_ROOT, env=env, check=True, capture_output=True)
         os.environ.update({k: v for k, v in env.items() if k.startswith("PIPELINE_")})
         from config.settings import load_settings
-        from infra.services import flink, flink_jobs
+        from infra import flink_deploy
+        from infra.services import flink
         from lakehouse import iceberg
 
         settings = load_settings()
-        job = flink_jobs.find_job(settings, "streaming")
+        job = flink_deploy.find_job(settings, "streaming")
         assert job is not None
         stop = threading.Event()
         reads = 0

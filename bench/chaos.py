@@ -40,8 +40,7 @@ from confluent_kafka import Producer
 from bench import known_events, stack
 from config.settings import Settings
 from event_log.topic import client_config
-from infra import supervision
-from infra.services import flink_jobs
+from infra import flink_deploy, supervision
 from lakehouse import iceberg
 
 JOB = "streaming"
@@ -148,7 +147,7 @@ def _committed(settings: Settings, event_id: str) -> bool:
 
 
 def _job_running(settings: Settings) -> bool:
-    found = flink_jobs.find_job(settings, JOB)
+    found = flink_deploy.find_job(settings, JOB)
     return bool(found and found["state"] == "RUNNING")
 
 

@@ -52,17 +52,18 @@ def _sensor_ticks(defs: dg.Definitions, name: str, interval: int, ticks: int) ->
 
 
 def _recovery(settings: Settings, timeout: float = 300) -> dict[str, Any]:
-    from infra.services import flink, flink_jobs
+    from infra import flink_deploy
+    from infra.services import flink
 
-    state_file = flink_jobs.job_dir(settings, JOB) / "state.json"
+    state_file = flink_deploy.job_dir(settings, JOB) / "state.json"
     before = json.loads(state_file.read_text()).get("recoveries", 0)
-    lost = flink_jobs.find_job(settings, JOB)
+    lost = flink_deploy.find_job(settings, JOB)
     assert lost is not None
     started = time.monotonic()
     flink.rest(settings, "PATCH", f"/jobs/{lost['jid']}?mode=cancel")
     while time.monotonic() - started < timeout:
         state = json.loads(state_file.read_text())
-        found = flink_jobs.find_job(settings, JOB)
+        found = flink_deploy.find_job(settings, JOB)
         if state.get("recoveries", 0) > before and found and found["state"] == "RUNNING":
             seconds = time.monotonic() - started
             return {

@@ -38,7 +38,8 @@ from bench import stack
 from bench.throughput import _trend
 from config.settings import REPO_ROOT, Settings
 from flink_jobs import JOBS
-from infra.services import flink, flink_jobs
+from infra import flink_deploy
+from infra.services import flink
 from lakehouse import duckdb_views
 
 EVENTS = 10_000_000
@@ -66,7 +67,7 @@ def _dir_mib(path: Path) -> float:
 
 def _job(settings: Settings) -> dict[str, Any]:
     """The job's state, Flink's restarts and its last completed checkpoint's full size."""
-    status = flink_jobs.status(settings, JOB)
+    status = flink_deploy.status(settings, JOB)
     checkpoint_mib = None
     if status.job_id and status.state != "NOT_RUNNING":
         latest = flink.rest(settings, "GET", f"/jobs/{status.job_id}/checkpoints").get("latest") or {}

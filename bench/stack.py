@@ -173,11 +173,12 @@ def taskmanager_threads(var_dir: Path) -> dict[str, float]:
 def job_cpu_seconds(settings: Settings, before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     """CPU seconds of each job's threads between two `taskmanager_threads` readings (a task thread and its source
     fetcher are named after the job's vertex), and `shared` for the rest (GC, JIT, RocksDB, network, RPC)."""
-    from infra.services import flink, flink_jobs
+    from infra import flink_deploy
+    from infra.services import flink
 
     vertices: dict[str, str] = {}
     for job in JOBS:
-        found = flink_jobs.find_job(settings, job)
+        found = flink_deploy.find_job(settings, job)
         if found:
             for vertex in flink.rest(settings, "GET", f"/jobs/{found['jid']}")["vertices"]:
                 vertices[vertex["name"]] = job
@@ -215,11 +216,11 @@ def job_positions(settings: Settings) -> tuple[int, dict[str, int | None]]:
 
 def job_states(settings: Settings) -> dict[str, Any]:
     """Each job's state, restarts (Flink's own) and recoveries (ours)."""
-    from infra.services import flink_jobs
+    from infra import flink_deploy
 
     states: dict[str, Any] = {}
     for job in JOBS:
-        status = flink_jobs.status(settings, job)
+        status = flink_deploy.status(settings, job)
         states[job] = {
             "state": status.state,
             "restarts": status.restarts,

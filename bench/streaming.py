@@ -183,12 +183,12 @@ def _run_on_mini_cluster(
     process to its last Iceberg commit, seconds from all its tasks running to that commit, and the lake's
     settings."""
     from flink_jobs import JOBS
-    from infra.services import flink_jobs
+    from infra import flink_deploy
 
     lake = load_settings(iceberg={"catalog_name": name, "warehouse": (root / name).as_uri()})
     iceberg.ensure_tables(lake)
     # the configuration the deployer renders for the cluster, with the source switched to the file
-    config = flink_jobs.job_config(lake, job) | {
+    config = flink_deploy.job_config(lake, job) | {
         "job_name": name,
         "source": {"kind": "file", "path": str(source)},
         # the sinks commit when the input ends; no checkpoint is needed before it
@@ -329,7 +329,7 @@ def _check_output(lake: Settings, expected: dict[str, int]) -> dict[str, Any]:
 
 
 def throughput(events: int = EVENTS) -> dict[str, Any]:
-    from infra.services import flink_jobs
+    from infra import flink_deploy
 
     runs: dict[str, Any] = {}
     load_start = os.getloadavg()[0]
@@ -354,7 +354,7 @@ def throughput(events: int = EVENTS) -> dict[str, Any]:
                 "wall_seconds_both_runs": round(time.monotonic() - started, 1),
                 **_check_output(lake, expected),
             }
-        python_mode = flink_jobs.job_config(settings, JOB)["python_execution_mode"]
+        python_mode = flink_deploy.job_config(settings, JOB)["python_execution_mode"]
     p1, p2 = runs["p1"]["events_per_second"], runs["p2"]["events_per_second"]
     return {
         "method": "local mini-cluster, one bounded file of N events and one of 10; events_per_second = N / (t_N - "
@@ -463,11 +463,12 @@ def _window_latencies(
 
 def _job_health(settings: Settings) -> dict[str, Any]:
     from flink_jobs import JOBS
-    from infra.services import flink, flink_jobs
+    from infra import flink_deploy
+    from infra.services import flink
 
     health: dict[str, Any] = {}
     for name in JOBS:
-        job = flink_jobs.find_job(settings, name)
+        job = flink_deploy.find_job(settings, name)
         if job is None:
             health[name] = {"state": "NOT RUNNING"}
             continue
@@ -604,7 +605,8 @@ def _day_of_traffic(schema: pa.Schema, day: datetime, rate: float, seed: int) ->
 
 def replay(rate: float = 10.0, day: datetime = datetime(2026, 1, 5, tzinfo=UTC)) -> dict[str, Any]:
     from flink_jobs.streaming import SINKS
-    from infra.services import flink, flink_jobs
+    from infra import flink_deploy
+    from infra.services import flink
 
     with _sandbox("bench-streaming-replay-", ("catalog", "flink")) as settings:
         catalog = iceberg.load(settings)
@@ -617,7 +619,7 @@ def replay(rate: float = 10.0, day: datetime = datetime(2026, 1, 5, tzinfo=UTC))
         append_s = time.monotonic() - started
         day_ms = int(day.timestamp() * 1000)
         started = time.monotonic()
-        job_id = flink_jobs.replay(settings, JOB, day_ms, day_ms + DAY_S * 1000)
+        job_id = flink_deploy.replay(settings, JOB, day_ms, day_ms + DAY_S * 1000)
         replay_s = time.monotonic() - started
         job = flink.rest(settings, "GET", f"/jobs/{job_id}")
         job_s = job["duration"] / 1000

@@ -213,7 +213,7 @@ class DagsterSection(_Section):
 
 
 class ChecksSection(_Section):
-    """Thresholds of the asset checks Dagster evaluates (dagster_project/checks.py)."""
+    """Thresholds of the asset checks Dagster evaluates (dagster_project/defs/*/checks.py)."""
 
     # a streaming table whose last commit is older than this fails its freshness check
     freshness_minutes: int = Field(default=5, ge=1)

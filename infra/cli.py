@@ -108,7 +108,7 @@ def status(settings: Settings, as_json: bool = False) -> int:
     """Print the stack's report; exit 0 when healthy, 1 when something that should run does not or does not
     answer, 3 when nothing should run (infra/status.py)."""
     report = stack_status.collect(settings)
-    print(json.dumps(report, indent=2) if as_json else stack_status.render(report))
+    print(json.dumps(report.as_dict(), indent=2) if as_json else stack_status.render(report))
     return stack_status.exit_code(report)
 
 

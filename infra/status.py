@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from config.settings import Settings
@@ -20,6 +21,51 @@ from infra import flink_deploy, stack, supervision
 from infra.process import ManagedProcess
 
 EXIT_HEALTHY, EXIT_UNHEALTHY, EXIT_STOPPED = 0, 1, 3
+
+
+@dataclass(frozen=True)
+class ServiceReport:
+    """One process of the stack (`kind` "process"), the supervisor, or a service that is someone else's
+    ("external", judged by its health alone)."""
+
+    name: str
+    kind: str
+    state: str  # running, starting, backoff, waiting, stopped, exited, failed, gave-up; external
+    pid: int | None
+    should_run: bool
+    healthy: bool
+    health: str  # the service's own check, in a few words
+    where: str
+    uptime_seconds: float | None = None
+    restarts: int | None = None  # the supervisor's restarts of it (processes only)
+    last_exit: dict[str, Any] | None = None  # status, reason (from its log), at
+    error: str | None = None  # why the supervisor failed or gave up on it
+
+
+@dataclass(frozen=True)
+class JobReport:
+    name: str
+    state: str  # Flink's state, lower case; not_running; unknown (the cluster did not answer)
+    should_run: bool
+    healthy: bool
+    health: str
+    job_id: str | None = None
+
+
+@dataclass(frozen=True)
+class StackReport:
+    at: float
+    running: bool  # something should run (false: the stack is down on purpose)
+    healthy: bool
+    services: list[ServiceReport] = field(default_factory=list)
+    jobs: list[JobReport] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report as `make status --json` prints it."""
+        return asdict(self)
+
+    def service(self, name: str) -> ServiceReport:
+        return next(s for s in self.services if s.name == name)
 
 
 def _probe(check: Callable[[], str]) -> tuple[bool, str]:
@@ -41,29 +87,29 @@ def exit_text(last: dict[str, Any] | None) -> str:
     return str(last["status"]) + (f" ({last['reason']})" if last.get("reason") else "")
 
 
-def collect(settings: Settings) -> dict[str, Any]:
+def collect(settings: Settings) -> StackReport:
     now = time.time()
     recorded = supervision.read_state(settings)
     kept = recorded.get("services", {})
     wanted = set(supervision.wanted(settings))
     probes = stack.probes(settings)
     checks = {probe.name: probe for probe in probes if not probe.external}
-    services: list[dict[str, Any]] = []
+    services: list[ServiceReport] = []
 
     supervisor = supervision.process(settings)
     sup_pid = supervisor.pid()
     beat = recorded.get("supervisor", {}).get("heartbeat_at")
     services.append(
-        {
-            "name": supervision.NAME,
-            "kind": "process",
-            "state": "running" if sup_pid else "stopped",
-            "pid": sup_pid,
-            "should_run": bool(wanted),
-            "healthy": bool(sup_pid) or not wanted,
-            "health": f"ok, heartbeat {now - beat:.0f}s ago" if sup_pid and beat else "-",
-            "where": "-",
-        }
+        ServiceReport(
+            name=supervision.NAME,
+            kind="process",
+            state="running" if sup_pid else "stopped",
+            pid=sup_pid,
+            should_run=bool(wanted),
+            healthy=bool(sup_pid) or not wanted,
+            health=f"ok, heartbeat {now - beat:.0f}s ago" if sup_pid and beat else "-",
+            where="-",
+        )
     )
     procs = processes(settings)
     pids = {proc.name: proc.pid() for proc in procs}
@@ -85,20 +131,20 @@ def collect(settings: Settings) -> dict[str, Any]:
             ok, health = False, "starting"
         started = record.get("started_at") if record.get("pid") == pid else None
         services.append(
-            {
-                "name": proc.name,
-                "kind": "process",
-                "state": state,
-                "pid": pid,
-                "should_run": should_run,
-                "healthy": (ok if pid else not should_run),
-                "health": health,
-                "where": where,
-                "uptime_seconds": round(now - started, 1) if pid and started else None,
-                "restarts": int(record.get("restarts", 0)),
-                "last_exit": record.get("last_exit"),
-                "error": record.get("error") if state in (supervision.FAILED, supervision.GAVE_UP) else None,
-            }
+            ServiceReport(
+                name=proc.name,
+                kind="process",
+                state=state,
+                pid=pid,
+                should_run=should_run,
+                healthy=(ok if pid else not should_run),
+                health=health,
+                where=where,
+                uptime_seconds=round(now - started, 1) if pid and started else None,
+                restarts=int(record.get("restarts", 0)),
+                last_exit=record.get("last_exit"),
+                error=record.get("error") if state in (supervision.FAILED, supervision.GAVE_UP) else None,
+            )
         )
     for probe in probes:
         if probe.external:  # someone else's: by its health alone
@@ -106,46 +152,39 @@ def collect(settings: Settings) -> dict[str, Any]:
             services.append(_external(probe.name, probe.where, ok, health))
     cluster_up = settings.flink.mode == "remote" or pids.get("flink-jobmanager") is not None
     jobs = [_job(settings, name, cluster_up) for name in JOBS]
-    anything = any(s["should_run"] for s in services) or any(j["should_run"] for j in jobs)
-    healthy = all(s["healthy"] for s in services) and all(j["healthy"] for j in jobs)
-    return {"at": now, "running": anything, "healthy": healthy and anything, "services": services, "jobs": jobs}
+    anything = any(s.should_run for s in services) or any(j.should_run for j in jobs)
+    healthy = all(s.healthy for s in services) and all(j.healthy for j in jobs)
+    return StackReport(at=now, running=anything, healthy=healthy and anything, services=services, jobs=jobs)
 
 
-def _external(name: str, where: str, ok: bool, health: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "kind": "external",
-        "state": "external",
-        "pid": None,
-        "should_run": True,
-        "healthy": ok,
-        "health": health,
-        "where": where,
-    }
+def _external(name: str, where: str, ok: bool, health: str) -> ServiceReport:
+    return ServiceReport(
+        name=name, kind="external", state="external", pid=None, should_run=True, healthy=ok, health=health, where=where
+    )
 
 
-def _job(settings: Settings, name: str, cluster_up: bool) -> dict[str, Any]:
+def _job(settings: Settings, name: str, cluster_up: bool) -> JobReport:
     should_run = flink_deploy.should_run(settings, name)
     try:
         found = flink_deploy.find_job(settings, name) if cluster_up else None
     except Exception as exc:
-        return {"name": name, "state": "unknown", "should_run": should_run, "healthy": False, "health": str(exc)[:120]}
+        return JobReport(name=name, state="unknown", should_run=should_run, healthy=False, health=str(exc)[:120])
     state = found["state"] if found else "NOT_RUNNING"
     running = state == "RUNNING"
-    return {
-        "name": name,
-        "state": state.lower(),
-        "job_id": found["jid"] if found else None,
-        "should_run": should_run,
-        "healthy": running or not should_run,
-        "health": f"ok ({found['jid']})" if found and running else "-",
-    }
+    return JobReport(
+        name=name,
+        state=state.lower(),
+        job_id=found["jid"] if found else None,
+        should_run=should_run,
+        healthy=running or not should_run,
+        health=f"ok ({found['jid']})" if found and running else "-",
+    )
 
 
-def exit_code(report: dict[str, Any]) -> int:
-    if not report["running"]:
+def exit_code(report: StackReport) -> int:
+    if not report.running:
         return EXIT_STOPPED
-    return EXIT_HEALTHY if report["healthy"] else EXIT_UNHEALTHY
+    return EXIT_HEALTHY if report.healthy else EXIT_UNHEALTHY
 
 
 def _ago(seconds: float | None) -> str:
@@ -156,19 +195,19 @@ def _ago(seconds: float | None) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
-def render(report: dict[str, Any]) -> str:
+def render(report: StackReport) -> str:
     rows = [("SERVICE", "STATE", "UP", "RESTARTS", "LAST EXIT", "WHERE", "HEALTH")]
-    for s in report["services"]:
-        health = s["health"] if s["healthy"] or not s["should_run"] else f"UNHEALTHY: {s.get('error') or s['health']}"
+    for s in report.services:
+        health = s.health if s.healthy or not s.should_run else f"UNHEALTHY: {s.error or s.health}"
         rows.append(
-            (s["name"], s["state"], _ago(s.get("uptime_seconds")), str(s.get("restarts", "-")),
-             exit_text(s.get("last_exit")),
-             s["where"], health)
+            (s.name, s.state, _ago(s.uptime_seconds), "-" if s.restarts is None else str(s.restarts),
+             exit_text(s.last_exit),
+             s.where, health)
         )  # fmt: skip
-    for j in report["jobs"]:
-        health = j["health"] if j["healthy"] else "UNHEALTHY: should run, is not running"
-        rows.append((f"job {j['name']}", j["state"], "-", "-", "-", "flink", health))
+    for j in report.jobs:
+        health = j.health if j.healthy else "UNHEALTHY: should run, is not running"
+        rows.append((f"job {j.name}", j.state, "-", "-", "-", "flink", health))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths, strict=False)) + "  " + r[-1] for r in rows]
-    verdict = "healthy" if report["healthy"] else ("stopped" if not report["running"] else "UNHEALTHY")
+    verdict = "healthy" if report.healthy else ("stopped" if not report.running else "UNHEALTHY")
     return "\n".join([*lines, "", f"stack: {verdict}"])

@@ -17,6 +17,7 @@ from dagster_project.resources.thresholds import ThresholdsResource
 from event_log.topic import TopicOffsets
 from infra.flink_deploy import DeployResult, JobStatus
 from infra.process import ServiceError
+from infra.status import ServiceReport, StackReport
 from lakehouse.iceberg import PartitionStats, TableStats
 from lakehouse.maintenance import Options as MaintenanceOptions
 from lakehouse.maintenance import TableReport
@@ -32,6 +33,8 @@ __all__ = [
     "MaintenanceOptions",
     "PartitionStats",
     "ServiceError",
+    "ServiceReport",
+    "StackReport",
     "StackResource",
     "TableReport",
     "TableStats",

@@ -10,6 +10,7 @@ from pydantic import Field
 
 from config.settings import Settings, load_settings
 from infra import status, supervision
+from infra.status import StackReport
 
 SUPERVISOR = supervision.NAME  # the supervisor's name in the report
 
@@ -23,8 +24,8 @@ class StackResource(dg.ConfigurableResource):
         """The pipeline's configuration for the stack under this `var_dir`."""
         return load_settings(paths={"var_dir": self.var_dir})
 
-    def report(self) -> dict[str, Any]:
-        """What `make status --json` prints: each service's state, restarts, last exit and health."""
+    def report(self) -> StackReport:
+        """What `make status` shows: each service's state, restarts, last exit and health."""
         return status.collect(self.pipeline_settings())
 
     def restarted_at(self, service: str) -> float | None:

@@ -24,9 +24,8 @@ import pytest
 
 from bench import chaos
 from dagster_project.defs.keys import RECOVERY_TAG
-from infra import supervision
+from infra import flink_deploy, supervision
 from infra.services import dagster as dagster_service
-from infra.services import flink_jobs
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -131,7 +130,7 @@ def test_every_event_is_counted_in_its_minute_window_or_recorded_late_once(run):
 
 
 def test_the_supervisor_resubmitted_the_job_after_the_jobmanager_and_dagster_recorded_it(run, stack):
-    recovery = flink_jobs.status(stack.settings, "streaming").last_recovery
+    recovery = flink_deploy.status(stack.settings, "streaming").last_recovery
     assert recovery["by"] == "supervisor" and "/chk-" in str(recovery["restored_from"]), recovery
 
     def recorded() -> list[str]:

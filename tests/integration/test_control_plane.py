@@ -31,8 +31,9 @@ from config.settings import load_settings
 from dagster_project.definitions import build_definitions
 from event_log.topic import client_config
 from flink_jobs import JOBS
+from infra import flink_deploy
 from infra.install import CHROMIUM, pyflink_dir
-from infra.services import flink, flink_jobs
+from infra.services import flink
 from lakehouse import iceberg
 from tests.integration.dagster_ui import (
     asset_graph_nodes,
@@ -72,37 +73,37 @@ def _materialize(defs: dg.Definitions, key: dg.AssetKey, **kwargs: object) -> di
 
 def _cancel_by_hand(settings, job: str) -> str:
     """`flink cancel <id>` with the Flink CLI, as an operator would."""
-    found = flink_jobs.find_job(settings, job)
+    found = flink_deploy.find_job(settings, job)
     assert found is not None and found["state"] == "RUNNING", found
     proc = subprocess.run(
         ["bash", str(pyflink_dir(settings) / "bin" / "flink"), "cancel", *flink.cli_target(settings), found["jid"]],
         capture_output=True, text=True, timeout=120, env={**os.environ, **flink.flink_env(settings)},
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    wait_for(lambda: flink_jobs.find_job(settings, job) is None, 60, f"{job} to be cancelled")
+    wait_for(lambda: flink_deploy.find_job(settings, job) is None, 60, f"{job} to be cancelled")
     return str(found["jid"])
 
 
 def test_materializing_a_job_leaves_it_upgrades_it_and_starts_it(stack, defs):
     s, key = stack.settings, dg.AssetKey(["flink", "streaming"])
-    before = flink_jobs.find_job(s, "streaming")
+    before = flink_deploy.find_job(s, "streaming")
     assert before is not None
     unchanged = _materialize(defs, key)
     assert unchanged["action"] == "unchanged" and unchanged["job_id"] == before["jid"]
     # another checkout's code is running: stop with a savepoint, start the current code from it
-    state_file = flink_jobs.job_dir(s, "streaming") / "state.json"
+    state_file = flink_deploy.job_dir(s, "streaming") / "state.json"
     state_file.write_text(json.dumps(json.loads(state_file.read_text()) | {"code_version": "older-checkout"}))
     upgraded = _materialize(defs, key)
     assert upgraded["action"] == "upgraded" and upgraded["job_id"] != before["jid"], upgraded
-    assert "savepoint" in str(upgraded["restored_from"]) and upgraded["code_version"] == flink_jobs.code_version(
+    assert "savepoint" in str(upgraded["restored_from"]) and upgraded["code_version"] == flink_deploy.code_version(
         "streaming"
     )
     # stopped on purpose (`python -m infra down jobs` does this): a deploy starts it from that savepoint
-    savepoint = flink_jobs.stop(s, "streaming")
-    assert savepoint and not flink_jobs.should_run(s, "streaming")
+    savepoint = flink_deploy.stop(s, "streaming")
+    assert savepoint and not flink_deploy.should_run(s, "streaming")
     started = _materialize(defs, key)
     assert started["action"] == "started" and started["restored_from"] == savepoint, started
-    assert flink_jobs.find_job(s, "streaming")["state"] == "RUNNING"  # type: ignore[index]
+    assert flink_deploy.find_job(s, "streaming")["state"] == "RUNNING"  # type: ignore[index]
 
 
 def test_health_sensor_observes_the_jobs_and_asks_to_recover_a_cancelled_one(stack, defs, instance):
@@ -114,7 +115,9 @@ def test_health_sensor_observes_the_jobs_and_asks_to_recover_a_cancelled_one(sta
         return sensor.evaluate_tick(context)  # type: ignore[return-value]
 
     # the test before restarted the job from a savepoint: its first checkpoint after that may still be coming
-    wait_for(lambda: all(flink_jobs.status(s, job).last_checkpoint_id for job in JOBS), 60, "a checkpoint of every job")
+    wait_for(
+        lambda: all(flink_deploy.status(s, job).last_checkpoint_id for job in JOBS), 60, "a checkpoint of every job"
+    )
     first = tick(None)
     assert not first.run_requests
     observations = [e for e in first.asset_events if isinstance(e, dg.AssetObservation)]
@@ -267,7 +270,7 @@ def test_the_daemon_brings_back_a_job_killed_by_hand_and_counts_stay_exact(stack
     first = [event(service, i) for i in range(200)]
     produce(s, first)
     wait_for(lambda: raw_count(s, service) == len(first), 120, "the first events in raw.http_events")
-    state_file = flink_jobs.job_dir(s, "streaming") / "state.json"
+    state_file = flink_deploy.job_dir(s, "streaming") / "state.json"
     recoveries = json.loads(state_file.read_text()).get("recoveries", 0)
     lost = _cancel_by_hand(s, "streaming")
     second = [event(service, i) for i in range(200, 400)]
@@ -276,7 +279,7 @@ def test_the_daemon_brings_back_a_job_killed_by_hand_and_counts_stay_exact(stack
 
     def recovered() -> dict[str, object] | None:
         state = json.loads(state_file.read_text())
-        found = flink_jobs.find_job(s, "streaming")
+        found = flink_deploy.find_job(s, "streaming")
         running = found is not None and found["state"] == "RUNNING" and found["jid"] == state["job_id"] != lost
         return state if running and state.get("recoveries", 0) == recoveries + 1 else None
 

@@ -24,9 +24,9 @@ from confluent_kafka import Producer
 from config.settings import REPO_ROOT
 from event_log.topic import client_config, topic_end_offsets
 from flink_jobs import JOBS
-from infra import supervision
+from infra import flink_deploy, supervision
 from infra.process import ServiceError, _alive, _group_members
-from infra.services import dagster, flink, flink_jobs
+from infra.services import dagster, flink
 from lakehouse import duckdb_views, iceberg
 from tests.integration.known_events import event, expected_per_minute, per_minute, produce, raw_count
 from tests.waiting import wait_for
@@ -42,7 +42,7 @@ def test_up_serves_every_service(stack):
     assert overview["taskmanagers"] == 1
     assert overview["jobs-running"] >= 1
     for name in JOBS:
-        job = flink_jobs.find_job(s, name)
+        job = flink_deploy.find_job(s, name)
         assert job is not None and job["state"] == "RUNNING", name
     assert httpx.get(f"http://{s.demo.host}:{s.demo.port}/healthz", timeout=5).status_code == 200
 
@@ -289,15 +289,15 @@ def test_counts_stay_exact_when_the_taskmanager_is_killed_and_a_replay_gives_the
     assert raw_count(s, service) == len(events)
     assert per_minute(s, service) == expected
     assert route_minute_total() == len(events)
-    overview = {name: flink_jobs.find_job(s, name) for name in JOBS}
+    overview = {name: flink_deploy.find_job(s, name) for name in JOBS}
     assert all(job is not None and job["state"] == "RUNNING" for job in overview.values()), overview
 
     # an upgrade: the deployer finds other code running (the recorded code version stands for an older
     # checkout), stops the job with a savepoint and starts the current code from it; its keyed window state
     # comes back by operator uid: the windows it had open still count their earlier events, none twice
-    state_file = flink_jobs.job_dir(s, "streaming") / "state.json"
+    state_file = flink_deploy.job_dir(s, "streaming") / "state.json"
     state_file.write_text(json.dumps(json.loads(state_file.read_text()) | {"code_version": "older-checkout"}))
-    upgrade = flink_jobs.deploy(s, "streaming")
+    upgrade = flink_deploy.deploy(s, "streaming")
     assert upgrade.action == "upgraded" and upgrade.restored_from, upgrade
     third = [event(service, i) for i in range(600, 700)]
     produce(s, third)
@@ -320,9 +320,9 @@ def test_counts_stay_exact_when_the_taskmanager_is_killed_and_a_replay_gives_the
     last_day = max(minute for minute, _ in expected).replace(hour=0, minute=0)
     start_ms, end_ms = int(first_day.timestamp() * 1000), int(last_day.timestamp() * 1000) + 86_400_000
     with pytest.raises(ServiceError, match="reaches into today"):
-        flink_jobs.replay(s, "streaming", start_ms, end_ms)
-    flink_jobs.stop(s, "streaming")
-    flink_jobs.replay(s, "streaming", start_ms, end_ms)
+        flink_deploy.replay(s, "streaming", start_ms, end_ms)
+    flink_deploy.stop(s, "streaming")
+    flink_deploy.replay(s, "streaming", start_ms, end_ms)
     assert per_minute(s, service) == expected
 
 
@@ -341,19 +341,19 @@ def _heap_filler(workdir: Path) -> Path:
 
 
 def test_a_taskmanager_out_of_heap_ends_and_the_supervisor_brings_it_back_from_its_checkpoint(stack, tmp_path):
-    """README "Out of memory": the TaskManager's heap runs out for real (an agent attached to its JVM fills it),
-    the JVM ends by itself (-XX:+ExitOnOutOfMemoryError) while events keep arriving; the supervisor records the
-    exit with its reason and starts a TaskManager again, the job restores from its latest checkpoint, and every
-    event is counted exactly once. (One that runs out again on every restore is given up on after
+    """docs/operations.md, "Out of memory": the TaskManager's heap runs out for real (an agent attached to its JVM
+    fills it), the JVM ends by itself (-XX:+ExitOnOutOfMemoryError) while events keep arriving; the supervisor
+    records the exit with its reason and starts a TaskManager again, the job restores from its latest checkpoint,
+    and every event is counted exactly once. (One that runs out again on every restore is given up on after
     supervisor.restart_budget restarts: tests/unit/test_supervisor.py.)"""
     s = stack.settings
     # the job runs (a test before this one may have stopped it), from its own checkpoints
-    assert flink_jobs.deploy(s, "streaming").action in ("started", "recovered", "unchanged")
+    assert flink_deploy.deploy(s, "streaming").action in ("started", "recovered", "unchanged")
     service = f"oom-{uuid.uuid4().hex[:8]}"
     first = [event(service, i) for i in range(200)]
     produce(s, first)
     wait_for(lambda: raw_count(s, service) == len(first) or None, 120, "the first events in raw.http_events")
-    job = flink_jobs.find_job(s, "streaming")
+    job = flink_deploy.find_job(s, "streaming")
     assert job is not None
     group = stack.pids()["flink-taskmanager"]
 
@@ -397,7 +397,7 @@ def test_a_taskmanager_out_of_heap_ends_and_the_supervisor_brings_it_back_from_i
     assert raw_count(s, service) == len(events)
     assert per_minute(s, service) == expected
     # the same job, restored from a checkpoint (not started afresh)
-    running = flink_jobs.find_job(s, "streaming")
+    running = flink_deploy.find_job(s, "streaming")
     assert running is not None and running["jid"] == job["jid"], (job, running)
     restored = flink.rest(s, "GET", f"/jobs/{job['jid']}/checkpoints")["latest"]["restored"]
     assert restored is not None and not restored["is_savepoint"], restored
@@ -415,17 +415,17 @@ def test_a_var_of_the_flink_2_0_line_is_taken_over_without_reading_anything_twic
     first = [event(service, i) for i in range(200)]
     # what the old release left: its raw_events job had read and written these, then `make down` stopped it
     # (the job may already run: the test before this one leaves it running)
-    assert flink_jobs.deploy(s, "streaming").action in ("started", "recovered", "unchanged")
+    assert flink_deploy.deploy(s, "streaming").action in ("started", "recovered", "unchanged")
     produce(s, first)
     wait_for(lambda: raw_count(s, service) == len(first) or None, 120, "the first events in raw.http_events")
-    flink_jobs.stop(s, "streaming")
-    jobs_dir = flink_jobs.job_dir(s, "streaming").parent
+    flink_deploy.stop(s, "streaming")
+    jobs_dir = flink_deploy.job_dir(s, "streaming").parent
     state = json.loads((jobs_dir / "streaming" / "state.json").read_text())
     shutil.rmtree(jobs_dir / "streaming")
-    for old in flink_jobs.LEGACY_JOBS:  # their savepoints cannot be restored into the new job
+    for old in flink_deploy.LEGACY_JOBS:  # their savepoints cannot be restored into the new job
         (jobs_dir / old).mkdir()
         (jobs_dir / old / "state.json").write_text(json.dumps(state | {"desired": "stopped"}))
-    group = flink_jobs.spec("streaming").consumer_group
+    group = flink_deploy.spec("streaming").consumer_group
     admin = AdminClient(client_config(s))  # kept: a future outlives no client
     admin.delete_consumer_groups([group])[group].result(30)
     second = [event(service, i) for i in range(200, 400)]
@@ -435,9 +435,9 @@ def test_a_var_of_the_flink_2_0_line_is_taken_over_without_reading_anything_twic
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "flink job streaming: started" in proc.stdout, proc.stdout[-2000:]
     taken = json.loads((jobs_dir / "streaming" / "state.json").read_text())["taken_over"]
-    assert taken["jobs"] == list(flink_jobs.LEGACY_JOBS) and taken["positions"]
-    assert sorted(p.name for p in (jobs_dir / flink_jobs.LEGACY_DIR).iterdir()) == sorted(flink_jobs.LEGACY_JOBS)
-    assert not any((jobs_dir / old).exists() for old in flink_jobs.LEGACY_JOBS)
+    assert taken["jobs"] == list(flink_deploy.LEGACY_JOBS) and taken["positions"]
+    assert sorted(p.name for p in (jobs_dir / flink_deploy.LEGACY_DIR).iterdir()) == sorted(flink_deploy.LEGACY_JOBS)
+    assert not any((jobs_dir / old).exists() for old in flink_deploy.LEGACY_JOBS)
     wait_for(lambda: raw_count(s, service) == 400 or None, 180, "the events sent during the upgrade")
     time.sleep(6)  # a few more checkpoints
 
@@ -476,5 +476,5 @@ def test_down_leaves_no_process_and_no_port(stack):
         with socket.socket() as sock:
             assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still listening"
     # the job was stopped with a savepoint, so the next `up` resumes where this one ended
-    state = json.loads((flink_jobs.job_dir(s, "streaming") / "state.json").read_text())
+    state = json.loads((flink_deploy.job_dir(s, "streaming") / "state.json").read_text())
     assert state["savepoint"]

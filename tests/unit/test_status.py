@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from infra.status import EXIT_HEALTHY, EXIT_STOPPED, EXIT_UNHEALTHY, exit_code, render
+from infra.status import (
+    EXIT_HEALTHY,
+    EXIT_STOPPED,
+    EXIT_UNHEALTHY,
+    JobReport,
+    ServiceReport,
+    StackReport,
+    exit_code,
+    render,
+)
 
 
-def _service(name: str, *, running: bool = True, should_run: bool = True, **more: Any) -> dict[str, Any]:
-    return {
+def _service(name: str, *, running: bool = True, should_run: bool = True, **more: Any) -> ServiceReport:
+    fields: dict[str, Any] = {
         "name": name,
         "kind": "process",
         "state": "running" if running else more.pop("state", "stopped"),
@@ -22,14 +32,15 @@ def _service(name: str, *, running: bool = True, should_run: bool = True, **more
         "last_exit": None,
         **more,
     }
+    return ServiceReport(**fields)
 
 
-def _report(services: list[dict[str, Any]], job_state: str = "running") -> dict[str, Any]:
-    jobs = [{"name": "streaming", "state": job_state, "should_run": True, "healthy": job_state == "running",
-             "health": "ok (x)" if job_state == "running" else "-"}]  # fmt: skip
-    anything = any(s["should_run"] for s in services)
-    healthy = all(s["healthy"] for s in services) and all(j["healthy"] for j in jobs)
-    return {"running": anything, "healthy": healthy and anything, "services": services, "jobs": jobs}
+def _report(services: list[ServiceReport], job_state: str = "running") -> StackReport:
+    jobs = [JobReport(name="streaming", state=job_state, should_run=True, healthy=job_state == "running",
+                      health="ok (x)" if job_state == "running" else "-")]  # fmt: skip
+    anything = any(s.should_run for s in services)
+    healthy = all(s.healthy for s in services) and all(j.healthy for j in jobs)
+    return StackReport(at=0.0, running=anything, healthy=healthy and anything, services=services, jobs=jobs)
 
 
 def test_a_healthy_stack_exits_0():
@@ -52,6 +63,6 @@ def test_a_process_given_up_on_exits_1_naming_it_and_the_reason():
 
 def test_a_stack_stopped_on_purpose_exits_3():
     report = _report([_service("supervisor", running=False, should_run=False)], job_state="not_running")
-    report["jobs"][0].update(should_run=False, healthy=True)
-    report.update(running=False, healthy=False)
+    report.jobs[0] = replace(report.jobs[0], should_run=False, healthy=True)
+    report = replace(report, running=False, healthy=False)
     assert exit_code(report) == EXIT_STOPPED and render(report).endswith("stack: stopped")

@@ -6,7 +6,7 @@ from typing import Any
 import dagster as dg
 
 from dagster_project.defs.keys import SERVICES
-from dagster_project.resources import StackResource
+from dagster_project.resources import StackReport, StackResource
 
 
 @dg.observable_source_asset(
@@ -20,24 +20,22 @@ def services(stack: StackResource) -> dg.ObserveResult:
     return dg.ObserveResult(metadata=services_metadata(stack.report()))
 
 
-def services_metadata(report: dict[str, Any]) -> dict[str, Any]:
+def services_metadata(report: StackReport) -> dict[str, Any]:
     """One observation of the services, from one report (`StackResource.report`)."""
-    metadata: dict[str, Any] = {"healthy": dg.MetadataValue.bool(bool(report["healthy"]))}
-    for service in report["services"]:
-        if service["kind"] != "process":
+    metadata: dict[str, Any] = {"healthy": dg.MetadataValue.bool(report.healthy)}
+    for service in report.services:
+        if service.kind != "process":
             continue
-        name, uptime = service["name"], service.get("uptime_seconds")
-        metadata[f"{name}/state"] = service["state"]
-        metadata[f"{name}/restarts"] = dg.MetadataValue.int(int(service.get("restarts") or 0))
-        metadata[f"{name}/last_exit"] = StackResource.exit_text(service.get("last_exit"))
+        name, uptime = service.name, service.uptime_seconds
+        metadata[f"{name}/state"] = service.state
+        metadata[f"{name}/restarts"] = dg.MetadataValue.int(service.restarts or 0)
+        metadata[f"{name}/last_exit"] = StackResource.exit_text(service.last_exit)
         metadata[f"{name}/uptime_seconds"] = dg.MetadataValue.float(float(uptime)) if uptime is not None else "-"
     return metadata
 
 
-def services_fingerprint(report: dict[str, Any]) -> list[Any]:
+def services_fingerprint(report: StackReport) -> list[Any]:
     """What makes an observation worth recording again: a state, a restart or an exit changed."""
     return [
-        [s["name"], s["state"], s.get("restarts"), (s.get("last_exit") or {}).get("at")]
-        for s in report["services"]
-        if s["kind"] == "process"
+        [s.name, s.state, s.restarts, (s.last_exit or {}).get("at")] for s in report.services if s.kind == "process"
     ]

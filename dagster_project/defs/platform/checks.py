@@ -1,33 +1,30 @@
 """`services_running`: every process of the stack that should run runs and answers, the supervisor too (the
 `services_on_failure` sensor evaluates it without a run)."""
 
-from collections.abc import Mapping
-from typing import Any
-
 import dagster as dg
 
 from dagster_project.defs.keys import SERVICES
 from dagster_project.defs.verdicts import Verdict
-from dagster_project.resources import StackResource
+from dagster_project.resources import StackReport, StackResource
 
 SERVICES_RUNNING = "services_running"
 
 
-def services_running(report: Mapping[str, Any]) -> Verdict:
+def services_running(report: StackReport) -> Verdict:
     """Every process that should run runs and answers; the supervisor too (`StackResource.report`)."""
-    down = [s for s in report["services"] if not s["healthy"]]
+    down = [s for s in report.services if not s.healthy]
     if not down:
         return Verdict(SERVICES, SERVICES_RUNNING, True, "every process that should run runs and answers")
     parts = []
     for s in down:
-        what = s.get("error") or (f"{s['state']}: {s['health']}" if s.get("pid") else s["state"])
-        parts.append(f"{s['name']} ({what})")
+        what = s.error or (f"{s.state}: {s.health}" if s.pid else s.state)
+        parts.append(f"{s.name} ({what})")
     return Verdict(
         SERVICES,
         SERVICES_RUNNING,
         False,
         "not running or not answering: " + "; ".join(parts),
-        {"unhealthy": ", ".join(s["name"] for s in down)},
+        {"unhealthy": ", ".join(s.name for s in down)},
     )
 
 

@@ -42,9 +42,9 @@ def build_sensor(settings: Settings) -> dg.SensorDefinition:
             events.append(verdict.evaluation())
         if due(cursor.setdefault("observed", {}), services_fingerprint(report), now):
             events.append(dg.AssetObservation(asset_key=SERVICES, metadata=services_metadata(report)))
-        supervisor = next(s for s in report["services"] if s["name"] == SUPERVISOR)
+        supervisor = report.service(SUPERVISOR)
         waited = now - cursor.get("requested", 0) >= RETRY_RECOVERY_AFTER_SECONDS
-        if not supervisor["healthy"] and waited and not recovery_in_flight(context, SUPERVISOR):
+        if not supervisor.healthy and waited and not recovery_in_flight(context, SUPERVISOR):
             context.log.warning("the supervisor is gone while services should run: starting it again")
             requests.append(dg.RunRequest(job_name=recover_services_job.name, tags={RECOVERY_TAG: SUPERVISOR}))
             cursor["requested"] = now
