@@ -4,12 +4,14 @@ own: `python -m bench.soak`, `python -m bench.dedup_state`."""
 
 from __future__ import annotations
 
+import argparse
 import json
 
 from bench import catalog, control_plane, dbt, dbt_memory, interceptor, platform, streaming, throughput, udf
 
 
 def main() -> None:
+    argparse.ArgumentParser(prog="python -m bench", description=__doc__).parse_args()  # --help, before an hour of work
     results = {
         "platform": platform.run(),
         "interceptor": interceptor.run(),
