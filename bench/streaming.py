@@ -24,7 +24,7 @@
 - **replay**: a day of generated traffic (`rate` events/s on average over one UTC day) appended straight into
   `raw.http_events` of a sandboxed lake with pyiceberg (an Arrow table built from the table's current schema,
   nulls for the columns not generated), then the Kappa replay of that day of the `streaming` job's SQL windows on
-  a sandboxed cluster (`infra.services.flink_jobs.replay`, what `python -m infra replay streaming DAY` runs).
+  a sandboxed cluster (`infra.flink_deploy.replay`, what `python -m infra replay streaming DAY` runs).
   Multiple of real time = 86,400 s / replay seconds; checked: the day's per-minute `request_count`s add up to the
   rows written.
 
