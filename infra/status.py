@@ -87,6 +87,22 @@ def exit_text(last: dict[str, Any] | None) -> str:
     return str(last["status"]) + (f" ({last['reason']})" if last.get("reason") else "")
 
 
+def process_state(pid: int | None, record: dict[str, Any], *, supervised: bool) -> str:
+    """A process's state from its PID (alive or None) and the supervisor's record of it.
+
+    While a supervisor runs, a live process it has not recorded as running is one it is starting: between the
+    spawn and the next write of its state file (or during the health gate) the old process's registration may
+    still answer for the new one (a JobManager counts a killed TaskManager until its heartbeat times out), so
+    it is "starting", never healthy, until the supervisor says it runs (a process it does not keep, no record:
+    by its PID alone)."""
+    if pid is None:
+        state = str(record.get("state", "stopped")) if supervised else "stopped"
+        return "exited" if state == supervision.RUNNING else state  # the supervisor has not looked since
+    if supervised and record and (record.get("pid") != pid or record.get("state") == supervision.STARTING):
+        return supervision.STARTING
+    return "running"
+
+
 def collect(settings: Settings) -> StackReport:
     now = time.time()
     recorded = supervision.read_state(settings)
@@ -120,11 +136,7 @@ def collect(settings: Settings) -> StackReport:
         record = kept.get(proc.name, {})
         pid = pids[proc.name]
         should_run = proc.name in wanted
-        state = "running" if pid else (record.get("state", "stopped") if sup_pid else "stopped")
-        if not pid and state == supervision.RUNNING:
-            state = "exited"  # the supervisor has not looked since
-        if pid and record.get("pid") == pid and record.get("state") == supervision.STARTING:
-            state = supervision.STARTING
+        state = process_state(pid, record, supervised=bool(sup_pid))
         where = checks[proc.name].where
         ok, health = answers[proc.name].result() if pid else (False, "-")
         if state == supervision.STARTING:  # not healthy before the supervisor's own health gate says so

@@ -13,6 +13,7 @@ from infra.status import (
     ServiceReport,
     StackReport,
     exit_code,
+    process_state,
     render,
 )
 
@@ -66,3 +67,18 @@ def test_a_stack_stopped_on_purpose_exits_3():
     report.jobs[0] = replace(report.jobs[0], should_run=False, healthy=True)
     report = replace(report, running=False, healthy=False)
     assert exit_code(report) == EXIT_STOPPED and render(report).endswith("stack: stopped")
+
+
+def test_a_process_the_supervisor_has_not_recorded_running_is_starting_not_running():
+    """The race `make status` met in the chaos run: the TaskManager killed, its successor spawned (a new PID), the
+    supervisor's state file not yet written, the JobManager still counting the killed one: starting, not healthy."""
+    killed = {"state": "backoff", "pid": None, "restarts": 0, "last_exit": {"status": "killed by SIGKILL"}}
+    assert process_state(4242, killed, supervised=True) == "starting"
+    assert process_state(4242, {"state": "starting", "pid": 4242}, supervised=True) == "starting"
+    assert process_state(4242, {"state": "running", "pid": 4241}, supervised=True) == "starting"
+    assert process_state(4242, {"state": "running", "pid": 4242}, supervised=True) == "running"
+    assert process_state(4242, {}, supervised=True) == "running"  # not the supervisor's to keep
+    assert process_state(4242, killed, supervised=False) == "running"  # nobody supervises: by its PID
+    assert process_state(None, {"state": "running", "pid": 4241}, supervised=True) == "exited"
+    assert process_state(None, killed, supervised=True) == "backoff"
+    assert process_state(None, killed, supervised=False) == "stopped"
