@@ -19,8 +19,8 @@ $(STAMP): $(LOCKS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r infra/requirements/bootstrap.lock
 	@$(UV) pip install --quiet --python $(PY) --require-hashes -r infra/requirements/main.lock
-	@# the project's packages are importable from the checkout (no build step, no download)
-	@$(PY) -c 'import site, sys; open(site.getsitepackages()[0] + "/http_events_pipeline.pth", "w").write(sys.argv[1] + "\n")' "$(CURDIR)"
+	@# the project's packages and the interceptor's (interceptor/src) are importable from the checkout
+	@$(PY) -c 'import site, sys; open(site.getsitepackages()[0] + "/http_events_pipeline.pth", "w").write("".join(p + "\n" for p in sys.argv[1:]))' "$(CURDIR)" "$(CURDIR)/interceptor/src"
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -264,10 +264,20 @@ def lock_python() -> None:
         "bootstrap": {"uv": v["uv"]},
         "main": v["main"],
         "flink": v["flink"],
+        "interceptor": dict(v["interceptor"]),
     }
     for name, pins in groups.items():
+        # the interceptor's environment: one lock valid on every Python it supports (markers where pins differ)
+        universal = pins.pop("supports", None) if name == "interceptor" else None
+        target = (
+            ["--universal", "--python-version", str(universal).lstrip(">=")]
+            if universal
+            else ["--python-version", v["version"], "--python-platform", "x86_64-unknown-linux-gnu"]
+        )
         with tempfile.NamedTemporaryFile("w", suffix=".in", delete=False) as src:
-            src.write("".join(f"{extras.get(pkg, pkg)}=={ver}\n" for pkg, ver in pins.items()))
+            for pkg, ver in pins.items():
+                for one in ver if isinstance(ver, list) else [ver]:
+                    src.write(f"{extras.get(pkg, pkg)}=={one}\n")
         _run(
             [
                 uv,
@@ -277,10 +287,7 @@ def lock_python() -> None:
                 "--generate-hashes",
                 "--no-header",
                 "--no-annotate",
-                "--python-version",
-                v["version"],
-                "--python-platform",
-                "x86_64-unknown-linux-gnu",
+                *target,
                 "--output-file",
                 str(REQUIREMENTS_DIR / f"{name}.lock"),
                 src.name,

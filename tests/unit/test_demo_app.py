@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from demo.app import create_app
-from interceptor import ApiEventMiddleware
+from interceptor import ApiEventMiddleware, event_schema
 
 
 def test_demo_routes_answer_and_each_request_is_one_event():
@@ -33,14 +33,12 @@ def test_demo_routes_answer_and_each_request_is_one_event():
 
 
 def test_synthetic_events_follow_the_schema():
-    import json
     import random
 
     import jsonschema
 
-    from config.settings import REPO_ROOT
     from demo.traffic import synthetic_event
 
-    schema = json.loads((REPO_ROOT / "interceptor" / "http_event.schema.json").read_text())
+    schema = event_schema()
     for i in range(20):
         jsonschema.validate(synthetic_event("svc", 1_795_600_000.0 + i, random.Random(i)), schema)

@@ -8,11 +8,12 @@
 """
 
 from interceptor.asgi import ApiEventMiddleware, create_api_event_middleware
-from interceptor.events import EventOptions, build_event
+from interceptor.events import UNMATCHED_ROUTE, EventOptions, build_event, event_schema
 from interceptor.producer import configure_producer, producer_stats, send_message_to_kafka, shutdown_producer
 from interceptor.wsgi import ApiEventWSGIMiddleware, create_wsgi_api_event_middleware, instrument_flask
 
 __all__ = [
+    "UNMATCHED_ROUTE",
     "ApiEventMiddleware",
     "ApiEventWSGIMiddleware",
     "EventOptions",
@@ -20,6 +21,7 @@ __all__ = [
     "configure_producer",
     "create_api_event_middleware",
     "create_wsgi_api_event_middleware",
+    "event_schema",
     "instrument_flask",
     "producer_stats",
     "send_message_to_kafka",

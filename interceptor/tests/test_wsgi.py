@@ -8,11 +8,10 @@ import jsonschema
 import pytest
 from flask import Flask, Response
 
-from config.settings import REPO_ROOT
-from interceptor import create_wsgi_api_event_middleware
+from interceptor import create_wsgi_api_event_middleware, event_schema
 from interceptor.wsgi import instrument_flask
 
-SCHEMA = json.loads((REPO_ROOT / "interceptor" / "http_event.schema.json").read_text())
+SCHEMA = event_schema()
 
 
 def _client(sent: list, **options):
@@ -55,6 +54,16 @@ def test_streamed_body_is_counted_and_untouched():
     response = _client(sent).get("/files/a/b.txt", buffered=True)
     assert response.data == b"part-0;part-1;part-2;"
     assert sent[0][1]["route"] == "/files/{name}" and sent[0][1]["response_bytes"] == 21
+
+
+def test_unmatched_requests_share_one_route_value():
+    sent: list = []
+    client = _client(sent)
+    paths = [f"/probe/{i}/wp-admin.php" for i in range(50)]
+    for path in paths:
+        assert client.get(path, buffered=True).status_code == 404
+    assert {event["route"] for _, event, _ in sent} == {"<unmatched>"}
+    assert [event["path"] for _, event, _ in sent] == paths
 
 
 def test_exception_yields_a_500_event():

@@ -14,10 +14,13 @@ Set-Cookie, API keys, tokens, secrets, passwords, sessions (`DEFAULT_DENY_*`, ex
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
+from functools import cache
+from importlib.resources import files
 from random import getrandbits
 from typing import Any
 from urllib.parse import parse_qsl
@@ -25,6 +28,9 @@ from urllib.parse import parse_qsl
 from interceptor.producer import send_message_to_kafka
 
 SCHEMA_VERSION = 1
+# the route of a request no route matched (a 404, a scanner's probe): one value, so unmatched paths never become
+# keys of the per-route tables and windows; the path stays in the event
+UNMATCHED_ROUTE = "<unmatched>"
 
 DEFAULT_DENY_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "api-key", "x-auth-token",
@@ -41,6 +47,13 @@ Sender = Callable[..., Any]
 _second_cache: tuple[int, str] = (-1, "")
 
 
+@cache
+def event_schema() -> dict[str, Any]:
+    """The JSON Schema of an event (`http_event.schema.json`, shipped with the package)."""
+    loaded: dict[str, Any] = json.loads(files("interceptor").joinpath("http_event.schema.json").read_text())
+    return loaded
+
+
 def rfc3339_millis(epoch_seconds: float) -> str:
     """`2026-11-25T10:40:00.123Z`. Most requests of a second share its prefix: it is formatted once."""
     global _second_cache
@@ -50,7 +63,7 @@ def rfc3339_millis(epoch_seconds: float) -> str:
         whole, micros = whole + 1, micros - 1_000_000
     cached_second, prefix = _second_cache
     if whole != cached_second:
-        prefix = datetime.fromtimestamp(whole, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        prefix = datetime.fromtimestamp(whole, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
         _second_cache = (whole, prefix)
     return f"{prefix}.{micros // 1000:03d}Z"
 
@@ -91,6 +104,7 @@ class EventOptions:
     user_id_header: str | None = "x-user-id"
     anonymise_client: bool = False
     exclude_paths: frozenset[str] = frozenset()
+    unmatched_route: str = UNMATCHED_ROUTE
     capture_headers: frozenset[str] = frozenset()
     capture_query_params: frozenset[str] = frozenset()
     deny_headers: frozenset[str] = frozenset()
@@ -148,11 +162,11 @@ def build_event(facts: RequestFacts, options: EventOptions) -> dict[str, Any]:
     event: dict[str, Any] = {
         # 128 random bits, as unique as a UUID4 at a tenth of its cost; `random` reseeds itself from the OS in a
         # forked worker (uvicorn/gunicorn), so processes never share a sequence
-        "event_id": getrandbits(128).to_bytes(16).hex(),
+        "event_id": getrandbits(128).to_bytes(16, "big").hex(),
         "event_time": rfc3339_millis(facts.started_at),
         "service": options.service,
         "method": facts.method,
-        "route": facts.route or facts.path,
+        "route": facts.route or options.unmatched_route,
         "path": facts.path,
         "status_code": facts.status_code,
         "duration_ms": round(facts.duration_ms, 3),

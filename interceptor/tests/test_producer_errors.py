@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import time
 
-from infra.process import free_port
 from interceptor.producer import EventProducer
 from interceptor.spool import Spool
-
-
-def _unreachable() -> dict:
-    return {"bootstrap.servers": f"127.0.0.1:{free_port()}", "message.timeout.ms": 1500,
-            "reconnect.backoff.max.ms": 200}  # fmt: skip
 
 
 def _wait(predicate, timeout=15.0):
@@ -23,8 +17,8 @@ def _wait(predicate, timeout=15.0):
     return False
 
 
-def test_with_a_spool_every_event_ends_on_disk(tmp_path):
-    producer = EventProducer(_unreachable(), spool_dir=tmp_path, replay_interval=0.2)
+def test_with_a_spool_every_event_ends_on_disk(tmp_path, unreachable):
+    producer = EventProducer(unreachable, spool_dir=tmp_path, replay_interval=0.2)
     try:
         for i in range(50):
             assert producer.send("http_events", f"event-{i}".encode(), key=b"k")
@@ -39,8 +33,8 @@ def test_with_a_spool_every_event_ends_on_disk(tmp_path):
     assert values == sorted(f"event-{i}".encode() for i in range(51))
 
 
-def test_without_a_spool_failures_are_counted_and_logged(caplog):
-    producer = EventProducer(_unreachable())
+def test_without_a_spool_failures_are_counted_and_logged(caplog, unreachable):
+    producer = EventProducer(unreachable)
     try:
         producer.send("http_events", b"lost")
         assert _wait(lambda: producer.stats().get("dropped", 0) == 1), producer.stats()
@@ -49,8 +43,8 @@ def test_without_a_spool_failures_are_counted_and_logged(caplog):
     assert "event dropped" in caplog.text and "no spool configured" in caplog.text
 
 
-def test_a_full_spool_drops_and_says_so(tmp_path, caplog):
-    producer = EventProducer(_unreachable(), spool_dir=tmp_path, spool_max_bytes=300)
+def test_a_full_spool_drops_and_says_so(tmp_path, caplog, unreachable):
+    producer = EventProducer(unreachable, spool_dir=tmp_path, spool_max_bytes=300)
     try:
         for i in range(20):
             producer.send("http_events", b"x" * 40 + str(i).encode())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import re
 
 import httpx
@@ -12,11 +13,10 @@ import pytest
 from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
 
-from config.settings import REPO_ROOT
-from interceptor import ApiEventMiddleware, create_api_event_middleware
+from interceptor import ApiEventMiddleware, create_api_event_middleware, event_schema
 from interceptor.events import anonymise_address
 
-SCHEMA = json.loads((REPO_ROOT / "interceptor" / "http_event.schema.json").read_text())
+SCHEMA = event_schema()
 SECRETS = ["Bearer s3cr3t-bearer", "session=s3cr3t-cookie", "s3cr3t-apikey", "s3cr3t-query-token", "s3cr3t-pw"]
 
 
@@ -92,11 +92,27 @@ async def test_event_fields_for_a_known_request():
 
 
 @pytest.mark.anyio
-async def test_unmatched_route_falls_back_to_the_path():
+async def test_unmatched_requests_share_one_route_value_and_keep_their_path():
+    """A scanner probing 1,000 random paths adds one route value, not 1,000; each event keeps its path."""
     sent: list = []
-    response = await _get(_app(sent), "/nowhere")
+    app = _app(sent)
+    rng = random.Random(18)
+    paths = {"/" + "/".join(f"{rng.getrandbits(40):x}" for _ in range(rng.randint(1, 4))) for _ in range(1000)}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://shop") as client:
+        for path in paths:
+            assert (await client.get(path)).status_code == 404
+    assert len(sent) == len(paths) == 1000
+    assert {event["route"] for _, event, _ in sent} == {"<unmatched>"}
+    assert {event["path"] for _, event, _ in sent} == paths
+    assert {event["status_code"] for _, event, _ in sent} == {404}
+
+
+@pytest.mark.anyio
+async def test_the_unmatched_route_value_is_configurable():
+    sent: list = []
+    response = await _get(_app(sent, unmatched_route="(none)"), "/nowhere")
     assert response.status_code == 404
-    assert (sent[0][1]["route"], sent[0][1]["status_code"]) == ("/nowhere", 404)
+    assert (sent[0][1]["route"], sent[0][1]["path"]) == ("(none)", "/nowhere")
 
 
 @pytest.mark.anyio
@@ -196,11 +212,11 @@ async def test_anonymised_client_and_user_id_from_a_callable():
 
 
 def test_event_time_is_rfc3339_utc_with_milliseconds():
-    from datetime import UTC, datetime
+    from datetime import datetime, timezone
 
     from interceptor.events import rfc3339_millis
 
     assert rfc3339_millis(0.0) == "1970-01-01T00:00:00.000Z"
     for t in (1_795_600_000.9999, 1_795_600_000.9999996, 1_795_600_001.5, 1_795_600_001.001, 1_795_600_002.0456):
-        expected = datetime.fromtimestamp(t, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        expected = datetime.fromtimestamp(t, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         assert rfc3339_millis(t) == expected
