@@ -265,6 +265,8 @@ class InterceptorSection(_Section):
     spool_fsync: bool = False
     anonymise_client: bool = False
     user_id_header: str | None = "x-user-id"
+    # the route of every request no route matched (the path stays in the event)
+    unmatched_route: str = Field(default="<unmatched>", min_length=1)
     capture_headers: list[str] = Field(default_factory=list)
     capture_query_params: list[str] = Field(default_factory=list)
     deny_headers: list[str] = Field(default_factory=list)

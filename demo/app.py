@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from pydantic import BaseModel
 
-from interceptor import ApiEventMiddleware, configure_producer, producer_stats, shutdown_producer
+from interceptor import ApiEventMiddleware, kafka_lifespan, producer_stats
 
 
 class Product(BaseModel):
@@ -48,16 +48,24 @@ class Login(BaseModel):
 STATS_PATH = "/_interceptor/stats"
 
 
-def create_app(*, service: str, topic: str, stats_log_seconds: float = 60.0, **interceptor_options: Any) -> FastAPI:
-    """The shop; `interceptor_options` are the middleware's (EventOptions) besides service and topic."""
+def create_app(
+    *,
+    service: str,
+    topic: str,
+    stats_log_seconds: float = 60.0,
+    producer: dict[str, Any] | None = None,
+    **interceptor_options: Any,
+) -> FastAPI:
+    """The shop; `producer` holds `configure_producer`'s arguments (started and flushed with the app by
+    `kafka_lifespan`), `interceptor_options` the middleware's (EventOptions) besides service and topic."""
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def stats_reporter(app: FastAPI) -> AsyncIterator[None]:
         reporter = asyncio.create_task(_log_stats(stats_log_seconds))
         yield
         reporter.cancel()
-        await asyncio.to_thread(shutdown_producer, 10.0)
 
+    lifespan = kafka_lifespan(**producer, lifespan=stats_reporter) if producer is not None else stats_reporter
     app = FastAPI(title=service, lifespan=lifespan)
     app.add_middleware(
         ApiEventMiddleware, service=service, topic=topic, exclude_paths={"/healthz", STATS_PATH},
@@ -158,16 +166,17 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = load_settings()
     ic = settings.interceptor
-    configure_producer(
-        client_config(settings),
-        spool_dir=settings.spool_dir / settings.demo.service_name,
-        spool_max_bytes=ic.spool_max_mb << 20,
-        spool_fsync=ic.spool_fsync,
-    )
     app = create_app(
         service=settings.demo.service_name,
         topic=settings.kafka.topic,
         stats_log_seconds=ic.stats_log_seconds,
+        producer={
+            "config": client_config(settings),
+            "spool_dir": settings.spool_dir / settings.demo.service_name,
+            "spool_max_bytes": ic.spool_max_mb << 20,
+            "spool_fsync": ic.spool_fsync,
+        },
+        unmatched_route=ic.unmatched_route,
         anonymise_client=ic.anonymise_client,
         user_id_header=ic.user_id_header,
         capture_headers=ic.capture_headers,
