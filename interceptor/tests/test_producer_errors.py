@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from confluent_kafka import KafkaError
+
 from interceptor.producer import EventProducer
 from interceptor.spool import Spool
 
@@ -54,3 +56,20 @@ def test_a_full_spool_drops_and_says_so(tmp_path, caplog, unreachable):
     finally:
         producer.close(timeout=1)
     assert "spool full" in caplog.text
+
+
+def test_a_fatal_error_gets_a_new_producer_and_loses_nothing(tmp_path, unreachable):
+    """An idempotent producer's fatal error makes it useless: events go to the spool at once, what it still held
+    is spooled, and a new producer takes over."""
+    producer = EventProducer(unreachable, spool_dir=tmp_path, replay_interval=0.2)
+    try:
+        old = producer._producer
+        assert producer.send("http_events", b"queued-before")
+        producer._on_error(KafkaError(KafkaError._FATAL, "test: fatal", fatal=True))
+        assert producer.send("http_events", b"sent-after")  # routed to the spool, not into the dead producer
+        assert _wait(lambda: producer._producer is not old and not producer._renewing), producer.stats()
+        assert _wait(lambda: producer.stats().get("spooled", 0) == 2), producer.stats()
+    finally:
+        producer.close(timeout=1)
+    values = sorted(v for seg in Spool(tmp_path, max_bytes=1 << 30).closed_segments() for _, _, v in Spool.read(seg))
+    assert values == [b"queued-before", b"sent-after"]

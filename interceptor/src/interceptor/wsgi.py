@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from interceptor.events import EventOptions, RequestFacts, emit
+from interceptor.events import EventOptions, new_event
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -84,20 +84,23 @@ class ApiEventWSGIMiddleware:
                 if self.user_id_getter is not None
                 else headers.get(self.options.user_id_header or "")
             )
-            facts = RequestFacts(
-                started_at=started_at,
-                duration_ms=(time.perf_counter() - t0) * 1000.0,
-                method=environ.get("REQUEST_METHOD", "GET"),
-                path=environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""),
-                query_string=environ.get("QUERY_STRING", ""),
-                route=self.route_getter(environ),
-                status_code=status,
-                headers=headers,
-                user_id=user_id,
-                client_address=environ.get("REMOTE_ADDR"),
-                response_bytes=size,
+            options = self.options
+            event = new_event(
+                options,
+                started_at,
+                round((time.perf_counter() - t0) * 1000.0, 3),
+                environ.get("REQUEST_METHOD", "GET"),
+                environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""),
+                environ.get("QUERY_STRING", ""),
+                self.route_getter(environ),
+                status,
+                headers,
+                user_id,
+                environ.get("REMOTE_ADDR"),
+                size,
             )
-            emit(facts, self.options)
+            # the key is the event's own (possibly anonymised) client address: never the raw one
+            options.sender(options.topic, event, key=user_id or event.get("client_address"))
         except Exception:
             self.errors += 1
             log.exception("could not record the request event (errors=%d)", self.errors)
