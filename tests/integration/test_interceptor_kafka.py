@@ -4,6 +4,7 @@ no event lost, none invented, while the broker runs, while it is stopped for 20 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -11,7 +12,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -44,33 +46,37 @@ class Broker:
         admin.create_topics([NewTopic(name, 3, 1)])[name].result(timeout=30)
         return name
 
-    def event_ids(self, topic: str, expected: int, timeout: float = 120) -> list[str]:
-        """Every event_id on the topic (duplicates kept), reading until `expected` or `timeout`."""
-        import json
-
+    def events(self, topic: str, done: Callable[[list[dict]], bool], timeout: float = 120) -> list[dict]:
+        """Every event on the topic (duplicates kept), reading until `done(events)` holds and 3 s passed without
+        a message, or `timeout`."""
         consumer = Consumer({"bootstrap.servers": self.servers, "group.id": uuid.uuid4().hex,
                              "auto.offset.reset": "earliest", "enable.auto.commit": False})  # fmt: skip
         consumer.subscribe([topic])
-        ids: list[str] = []
+        events: list[dict] = []
         deadline = time.monotonic() + timeout
         quiet_since = time.monotonic()
         try:
             while time.monotonic() < deadline:
                 msg = consumer.poll(0.5)
                 if msg is None or msg.error():
-                    if len(ids) >= expected and time.monotonic() - quiet_since > 3:
+                    if done(events) and time.monotonic() - quiet_since > 3:
                         break
                     continue
-                ids.append(json.loads(msg.value())["event_id"])
+                events.append(json.loads(msg.value()))
                 quiet_since = time.monotonic()
         finally:
             consumer.close()
-        return ids
+        return events
+
+    def event_ids(self, topic: str, expected: int, timeout: float = 120) -> list[str]:
+        """Every event_id on the topic (duplicates kept), reading until `expected` or `timeout`."""
+        return [e["event_id"] for e in self.events(topic, lambda events: len(events) >= expected, timeout)]
 
 
-@pytest.fixture(scope="module")
-def broker() -> Iterator[Broker]:
-    var_dir = sandbox.scratch_var_dir("itest-kafka-")
+@contextmanager
+def running_broker(prefix: str) -> Iterator[Broker]:
+    """A broker of its own (`python -m infra up kafka` in a sandbox: free ports, its own var/), removed after."""
+    var_dir = sandbox.scratch_var_dir(prefix)
     b = Broker(sandbox.environment(var_dir))
     b.cli("up", "kafka")
     try:
@@ -78,6 +84,12 @@ def broker() -> Iterator[Broker]:
     finally:
         subprocess.run([sys.executable, "-m", "infra", "down", "kafka"], cwd=REPO_ROOT, env=b.env, timeout=300)
         shutil.rmtree(var_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[Broker]:
+    with running_broker("itest-kafka-") as b:
+        yield b
 
 
 def _app(topic: str, recorded: list[str]) -> FastAPI:

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,11 +22,10 @@ from typing import Any
 
 import httpx
 import pytest
-from confluent_kafka import Consumer
 
 from config.settings import REPO_ROOT
-from infra import process, sandbox
-from tests.integration.test_interceptor_kafka import Broker
+from infra import process
+from tests.integration.test_interceptor_kafka import Broker, running_broker
 
 pytestmark = pytest.mark.slow
 
@@ -39,14 +36,8 @@ OUTAGE_SECONDS = 20
 
 @pytest.fixture(scope="module")
 def broker() -> Iterator[Broker]:
-    var_dir = sandbox.scratch_var_dir("itest-workers-")
-    b = Broker(sandbox.environment(var_dir))
-    b.cli("up", "kafka")
-    try:
+    with running_broker("itest-workers-") as b:
         yield b
-    finally:
-        subprocess.run([sys.executable, "-m", "infra", "down", "kafka"], cwd=REPO_ROOT, env=b.env, timeout=300)
-        shutil.rmtree(var_dir, ignore_errors=True)
 
 
 def _server_command(server: str, port: int) -> list[str]:
@@ -109,27 +100,13 @@ class Traffic:
 
 
 def _trace_ids_on_topic(broker: Broker, topic: str, wanted: set[str], timeout: float = 180) -> Counter[str]:
-    """trace_id (else event_id) -> how many times it is on the topic; reads until every wanted id was seen (then 3
-    quiet seconds)."""
-    consumer = Consumer({"bootstrap.servers": broker.servers, "group.id": uuid.uuid4().hex,
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})  # fmt: skip
-    consumer.subscribe([topic])
-    seen: Counter[str] = Counter()
-    deadline = time.monotonic() + timeout
-    quiet_since = time.monotonic()
-    try:
-        while time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is None or msg.error():
-                if wanted <= seen.keys() and time.monotonic() - quiet_since > 3:
-                    break
-                continue
-            event = json.loads(msg.value())
-            seen[event.get("trace_id") or event["event_id"]] += 1
-            quiet_since = time.monotonic()
-    finally:
-        consumer.close()
-    return seen
+    """trace_id (else event_id) -> how many times it is on the topic; reads until every wanted id was seen."""
+
+    def key(event: dict) -> str:
+        return str(event.get("trace_id") or event["event_id"])
+
+    events = broker.events(topic, lambda seen: wanted <= {key(e) for e in seen}, timeout)
+    return Counter(key(e) for e in events)
 
 
 def _wait(predicate: Any, timeout: float, what: str, details: Any = None) -> None:
