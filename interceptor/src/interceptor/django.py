@@ -28,6 +28,7 @@ from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
 
 from interceptor.events import EventOptions, RequestFacts, emit
 from interceptor.producer import configure_producer, producer_stats
+from interceptor.wsgi import environ_keys
 
 log = logging.getLogger("interceptor")
 _CONVERTER = re.compile(r"<(?:[^>:]+:)?([A-Za-z_][A-Za-z0-9_]*)>")
@@ -54,10 +55,7 @@ class ApiEventDjangoMiddleware:
             configure_producer(**producer)
         options.setdefault("service", getattr(settings, "ROOT_URLCONF", "django").split(".", 1)[0])
         self.options = EventOptions.build(**options)
-        self._wanted = {
-            ("CONTENT_LENGTH" if h == "content-length" else "HTTP_" + h.upper().replace("-", "_")): h
-            for h in self.options.wanted_headers()
-        }
+        self._wanted = environ_keys(self.options)  # request.META holds the WSGI environ's keys
         self.errors = 0
         self._async = iscoroutinefunction(get_response)
         if self._async:

@@ -1,13 +1,12 @@
-"""The WSGI twin of the ASGI middleware (Flask, Django, any WSGI app), with the same event and options.
+"""The WSGI twin of the ASGI middleware (Flask, any WSGI app), with the same event and options.
 
     instrument_flask(app, service="shop")                                           # Flask
-    application = create_wsgi_api_event_middleware(get_wsgi_application(), service="shop")  # Django
+    application = create_wsgi_api_event_middleware(wsgi_app, service="shop", route_getter=...)  # any WSGI app
 
 The status comes from `start_response`, the size from the body iterable, which is passed through untouched;
 the event is queued when the server closes the iterable (the response is complete). The route template comes
-from `environ["interceptor.route"]`: `instrument_flask` sets it from Flask's URL rule; in Django, a
-middleware storing `request.resolver_match.route` in `request.META` does the same; or pass
-`route_getter(environ)`.
+from `environ["interceptor.route"]` (`instrument_flask` sets it from Flask's URL rule) or `route_getter(environ)`.
+Django has a middleware of its own: `interceptor.django`.
 """
 
 from __future__ import annotations
@@ -34,6 +33,14 @@ def flask_rule_template(rule: str) -> str:
     return _FLASK_CONVERTER.sub(r"{\1}", rule)
 
 
+def environ_keys(options: EventOptions) -> dict[str, str]:
+    """The WSGI environ key of each header a middleware reads (`HTTP_USER_AGENT` -> `user-agent`)."""
+    return {
+        ("CONTENT_LENGTH" if h == "content-length" else "HTTP_" + h.upper().replace("-", "_")): h
+        for h in options.wanted_headers()
+    }
+
+
 def _default_route(environ: Environ) -> str | None:
     route = environ.get("interceptor.route")
     return str(route) if route else None
@@ -52,10 +59,7 @@ class ApiEventWSGIMiddleware:
         self.options = EventOptions.build(**options)
         self.user_id_getter = user_id_getter
         self.route_getter = route_getter
-        self._wanted = {
-            ("CONTENT_LENGTH" if h == "content-length" else "HTTP_" + h.upper().replace("-", "_")): h
-            for h in self.options.wanted_headers()
-        }
+        self._wanted = environ_keys(self.options)
         self.errors = 0
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
